@@ -1,0 +1,1 @@
+"""Audio front end: decoding, resampling, features, phonemes, microphone."""

@@ -1,0 +1,226 @@
+"""The ``studio`` command: no arguments opens the desktop application; subcommands run headless.
+
+    studio info [--json]                                  versions and compute devices that really work
+    studio export-motion PROJECT|MOTION -o OUT [--format json|npz|csv] [--frames A:B]
+    studio import-motion MOTION (-p PROJECT [-o OUT] | -n NEW) [--as-layer NAME]
+    studio bench core [--minutes M] [--repeat N]
+    studio demo                                           the bundled demo (portrait + speech → MP4, mesh)
+
+Errors for bad input are printed as one line naming the file and the problem (exit status 2);
+nothing is written when a command fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from studio.core.document import BaseMotion, Project
+from studio.core.fcurve import FCurve, Interpolation
+from studio.core.keypoints import MEAN_FACE
+from studio.core.motion import CHANNELS, NEUTRAL_FRAME
+from studio.core.motion_file import FORMATS, Motion, MotionFileError, format_of
+from studio.core.project_file import EXTENSION, ProjectFileError, load_project, save_project
+
+
+class CommandError(Exception):
+    """A user-facing failure: printed as ``studio: <message>`` with exit status 2."""
+
+
+def _registry():
+    from studio.plugins import default_registry
+
+    return default_registry()
+
+
+# --- motion in and out --------------------------------------------------------------------------
+
+def _parse_frames(text: str | None, num_frames: int) -> np.ndarray:
+    if not text:
+        return np.arange(num_frames)
+    start, sep, end = text.partition(":")
+    try:
+        a = int(start) if start else 0
+        b = int(end) if sep and end else num_frames
+    except ValueError:
+        raise CommandError(f"--frames must look like START:END, got {text!r}") from None
+    if not 0 <= a < b <= num_frames:
+        raise CommandError(f"--frames {text} is outside the project's 0:{num_frames}")
+    return np.arange(a, b)
+
+
+def project_motion(project: Project, frames: np.ndarray | None = None) -> Motion:
+    """The evaluated motion of a project with its identity, ready for a motion exporter."""
+    return Motion(project.evaluate(frames), project.fps, project.identity)
+
+
+def _read_any_motion(path: Path) -> Motion:
+    if path.suffix.lower() == EXTENSION:
+        return project_motion(load_project(path))
+    return _registry().importer_for(path, kind="motion").load(path)
+
+
+def cmd_export_motion(args) -> int:
+    src = Path(args.source)
+    out = Path(args.output)
+    fmt = format_of(out, args.format)
+    if src.suffix.lower() == EXTENSION:
+        project = load_project(src)
+        motion = project_motion(project, _parse_frames(args.frames, project.num_frames))
+    else:
+        motion = _read_any_motion(src)
+        if args.frames:
+            motion = Motion(motion.values[_parse_frames(args.frames, len(motion))], motion.fps,
+                            motion.canonical_keypoints)
+    exporter = _registry().exporter(f"motion_{fmt}")
+    exporter.export(motion, out)
+    print(f"wrote {out} ({len(motion)} frames at {motion.fps:g} fps, {fmt})")
+    return 0
+
+
+def resample_motion(motion: Motion, fps: float) -> Motion:
+    """Linear resampling of every channel to another frame rate (same duration)."""
+    if fps == motion.fps or len(motion) < 2:
+        return motion
+    n = max(1, int(round(len(motion) * fps / motion.fps)))
+    src_t = np.arange(len(motion)) / motion.fps
+    dst_t = np.arange(n) / fps
+    values = np.stack([np.interp(dst_t, src_t, motion.values[:, c]) for c in range(len(CHANNELS))], axis=1)
+    return Motion(values.astype(np.float32), fps, motion.canonical_keypoints)
+
+
+def cmd_import_motion(args) -> int:
+    motion = _read_any_motion(Path(args.motion))
+    if args.project:
+        project = load_project(args.project)
+        target = Path(args.output or args.project)
+        if motion.fps != project.fps:
+            print(f"resampling {motion.fps:g} fps → {project.fps:g} fps", file=sys.stderr)
+            motion = resample_motion(motion, project.fps)
+    else:
+        target = Path(args.new)
+        if target.exists() and not args.force:
+            raise CommandError(f"{target} exists; use --project to import into it or --force to replace it")
+        project = Project(motion.fps, len(motion))
+    n = len(motion)
+    with project.macro(f"Import {args.motion}"):
+        if project.identity is None and not np.array_equal(motion.canonical_keypoints, MEAN_FACE):
+            project.set_identity(motion.canonical_keypoints)
+        if n > project.num_frames:
+            project.set_timing(num_frames=n)
+        if args.as_layer:
+            layer_id = project.add_layer(args.as_layer)
+            frames = np.arange(n)
+            for c, channel in enumerate(CHANNELS):
+                column = motion.values[:, c]
+                if np.any(column != NEUTRAL_FRAME[c]):
+                    project.set_curve(("layer", layer_id, channel),
+                                      FCurve.from_keys(frames, column, Interpolation.LINEAR), "Import motion")
+            what = f"layer {args.as_layer!r}"
+        else:
+            conditions = project.conditions(np.arange(n))
+            project.set_base(BaseMotion(motion.values, conditions, "imported", {"source": str(args.motion)}))
+            what = "base motion"
+    save_project(project, target)
+    print(f"imported {n} frames from {args.motion} as the {what} of {target}")
+    return 0
+
+
+# --- info, bench, demo ------------------------------------------------------------------------
+
+def cmd_info(args) -> int:
+    from studio.info import collect_info, format_info
+
+    info = collect_info()
+    print(json.dumps(info, indent=2, default=str) if args.json else format_info(info))
+    return 0
+
+
+def cmd_bench(args) -> int:
+    from studio import bench
+
+    if args.what == "core":
+        result = bench.bench_core(args.minutes, args.fps, args.repeat)
+        print(json.dumps(result, indent=2) if args.json else bench.format_core(result))
+    return 0
+
+
+def cmd_demo(args) -> int:
+    raise CommandError("the demo (portrait + speech → MP4 and mesh sequence) needs the rig generator, the "
+                       "portrait renderer and the mesh pipeline, which are not built yet; see README.md")
+
+
+def cmd_gui(args) -> int:
+    if importlib.util.find_spec("studio.qt.app") is None:
+        print("studio: the desktop application is not built yet; these headless commands work:\n",
+              file=sys.stderr)
+        build_parser().print_help(sys.stderr)
+        return 1
+    from studio.qt import app
+
+    return app.main()
+
+
+# --- parser -------------------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="studio", description="Talking Head Studio: speech → facial animation.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("info", help="versions and the compute devices that really work")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("export-motion", help="write a project's evaluated motion (or convert a motion file)")
+    p.add_argument("source", help=f"a project ({EXTENSION}) or a motion file ({', '.join(FORMATS)})")
+    p.add_argument("-o", "--output", required=True, help="motion file to write")
+    p.add_argument("--format", choices=FORMATS, help="format (default: from the output's extension)")
+    p.add_argument("--frames", help="frame range START:END (end exclusive)")
+    p.set_defaults(func=cmd_export_motion)
+
+    p = sub.add_parser("import-motion", help="put a motion file into a project as its base motion or a layer")
+    p.add_argument("motion", help="motion file (json, npz, csv)")
+    group = p.add_mutually_exclusive_group(required=True)
+    group.add_argument("-p", "--project", help="existing project to import into (saved in place unless -o)")
+    group.add_argument("-n", "--new", help=f"create a new project ({EXTENSION})")
+    p.add_argument("-o", "--output", help="with --project: save the result here instead of in place")
+    p.add_argument("--as-layer", metavar="NAME", help="import as a REPLACE layer of keys instead of the base motion")
+    p.add_argument("--force", action="store_true", help="replace an existing file given with --new")
+    p.set_defaults(func=cmd_import_motion)
+
+    p = sub.add_parser("bench", help="benchmarks (medians of repeated runs)")
+    p.add_argument("what", choices=["core"], help="core: document evaluation")
+    p.add_argument("--minutes", type=float, default=10.0)
+    p.add_argument("--fps", type=float, default=25.0)
+    p.add_argument("--repeat", type=int, default=7)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("demo", help="run the bundled demo headless")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        return cmd_gui(args)
+    try:
+        return args.func(args)
+    except (CommandError, MotionFileError, ProjectFileError) as exc:
+        print(f"studio: {exc}", file=sys.stderr)
+        return 2
+    except (KeyError, ValueError, OSError) as exc:
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"studio: {message}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Motion generators behind one interface (rig, neural) and the chunked driver."""

@@ -1,0 +1,1 @@
+"""Importers and exporters of the files the outside world reads; registered as plugins."""

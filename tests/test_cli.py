@@ -1,0 +1,111 @@
+"""The headless ``studio`` command: motion export/import, bench, errors (run as real subprocesses)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from studio.cli import main, resample_motion
+from studio.core.document import Project
+from studio.core.fcurve import Interpolation as I
+from studio.core.motion import CHANNEL_INDEX, neutral_motion
+from studio.core.motion_file import Motion, read_motion, write_motion
+from studio.core.project_file import load_project, save_project
+
+STUDIO = str(Path(sys.executable).with_name("studio"))
+
+
+def run(*args):
+    return subprocess.run([STUDIO, *map(str, args)], capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture
+def project_path(tmp_path):
+    p = Project(25, 50)
+    layer = p.add_layer()
+    p.insert_keys(("layer", layer, "exp.chin.y"), [0, 25, 49], [0.0, -0.3, 0.0], I.LINEAR)
+    p.insert_keys(("layer", layer, "pose.yaw"), [0, 49], [-10.0, 10.0], I.LINEAR)
+    return save_project(p, tmp_path / "p.thproj")
+
+
+@pytest.mark.parametrize("fmt", ["json", "npz", "csv"])
+def test_export_motion_from_a_project(project_path, tmp_path, fmt):
+    out = tmp_path / f"out.{fmt}"
+    result = run("export-motion", project_path, "-o", out)
+    assert result.returncode == 0, result.stderr
+    motion = read_motion(out)
+    np.testing.assert_array_equal(motion.values, load_project(project_path).evaluate())
+    assert motion.fps == 25.0
+
+
+def test_export_a_frame_range_and_convert_formats(project_path, tmp_path):
+    assert main(["export-motion", str(project_path), "-o", str(tmp_path / "part.npz"), "--frames", "10:20"]) == 0
+    part = read_motion(tmp_path / "part.npz")
+    np.testing.assert_array_equal(part.values, load_project(project_path).evaluate(np.arange(10, 20)))
+    assert main(["export-motion", str(tmp_path / "part.npz"), "-o", str(tmp_path / "part.txt"), "--format", "csv"]) == 0
+    np.testing.assert_array_equal(read_motion(tmp_path / "part.txt", "csv").values, part.values)
+
+
+def test_import_motion_as_base_and_as_layer(tmp_path):
+    values = neutral_motion(30)
+    values[:, CHANNEL_INDEX["exp.chin.y"]] = np.linspace(0, -0.4, 30)
+    write_motion(Motion(values, 30.0), tmp_path / "m.json")
+    result = run("import-motion", tmp_path / "m.json", "-n", tmp_path / "new.thproj")
+    assert result.returncode == 0, result.stderr
+    project = load_project(tmp_path / "new.thproj")
+    assert project.fps == 30.0 and project.num_frames == 30 and project.base.generator == "imported"
+    np.testing.assert_array_equal(project.evaluate(), values)
+    assert not project.stale_frames().any()
+    assert main(["import-motion", str(tmp_path / "m.json"), "-p", str(tmp_path / "new.thproj"),
+                 "--as-layer", "Mocap", "-o", str(tmp_path / "layered.thproj")]) == 0
+    layered = load_project(tmp_path / "layered.thproj")
+    assert layered.layers[0].name == "Mocap" and set(layered.layers[0].curves) == {"exp.chin.y"}
+    np.testing.assert_allclose(layered.evaluate(), values, atol=1e-7)
+    result = run("import-motion", tmp_path / "m.json", "-n", tmp_path / "new.thproj")
+    assert result.returncode == 2 and "exists" in result.stderr
+
+
+def test_import_resamples_to_the_project_rate(project_path, tmp_path):
+    values = neutral_motion(50)
+    values[:, CHANNEL_INDEX["pose.yaw"]] = np.linspace(0, 49, 50)  # 1° per frame at 50 fps
+    write_motion(Motion(values, 50.0), tmp_path / "m.npz")
+    assert main(["import-motion", str(tmp_path / "m.npz"), "-p", str(project_path)]) == 0
+    base = load_project(project_path).base.values
+    assert len(base) == 25
+    np.testing.assert_allclose(base[:, CHANNEL_INDEX["pose.yaw"]], np.arange(25) * 2.0, atol=1e-4)
+    same = Motion(values, 50.0)
+    assert resample_motion(same, 50.0) is same
+
+
+def test_bad_input_gives_one_clear_line_and_status_2(tmp_path):
+    (tmp_path / "junk.thproj").write_text("not a zip")
+    (tmp_path / "junk.json").write_text("{")
+    for args, message in (
+        (["export-motion", tmp_path / "junk.thproj", "-o", tmp_path / "o.json"], "junk.thproj: not a project file"),
+        (["export-motion", tmp_path / "junk.json", "-o", tmp_path / "o.json"], "junk.json: not a valid JSON"),
+        (["export-motion", tmp_path / "missing.thproj", "-o", tmp_path / "o.json"], "No such file"),
+        (["export-motion", tmp_path / "junk.json", "-o", tmp_path / "o.xyz"], "unknown motion file format"),
+        (["import-motion", tmp_path / "junk.json", "-n", tmp_path / "n.thproj"], "junk.json"),
+    ):
+        result = run(*args)
+        assert result.returncode == 2, (args, result.stderr)
+        assert message in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "o.json").exists() and not (tmp_path / "n.thproj").exists()
+
+
+def test_bench_core_reports_medians():
+    result = run("bench", "core", "--minutes", "0.5", "--repeat", "2", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["frames"] == 750 and report["keyed_channels"] == 66
+    assert report["evaluate_all_median_s"] > 0
+
+
+def test_no_arguments_explains_the_gui_is_not_built_and_demo_says_why():
+    result = run()
+    assert result.returncode == 1 and "not built yet" in result.stderr and "export-motion" in result.stderr
+    demo = run("demo")
+    assert demo.returncode == 2 and "not built yet" in demo.stderr
