@@ -318,3 +318,15 @@ def test_damaged_motion_files_of_every_format(motion, tmp_path):
         read_motion(tmp_path / "missing.json")
     with pytest.raises(MotionFileError, match="unknown motion file format"):
         read_motion(tmp_path / "m.txt")
+
+
+def test_npz_bombs_and_unsaveable_settings_are_refused(tmp_path, monkeypatch):
+    import studio.core.motion_file as mf
+
+    path = write_motion(Motion(neutral_motion(2000), 25), tmp_path / "m.npz")  # compresses very well
+    monkeypatch.setattr(mf, "MAX_FILE_BYTES", 100_000)  # the file is small, its arrays are not
+    assert path.stat().st_size < 100_000
+    with pytest.raises(MotionFileError, match="above the limit"):
+        read_motion(path)
+    with pytest.raises(ValueError, match="plain JSON"):
+        BaseMotion(neutral_motion(2), np.zeros((2, 13)), "rig", {"model": object()})

@@ -22,6 +22,7 @@ Every edit is a method of :class:`Project` that pushes a small undoable command
 from __future__ import annotations
 
 import hashlib
+import json
 import uuid
 from dataclasses import dataclass, field, replace
 from enum import Enum
@@ -111,6 +112,10 @@ class BaseMotion:
         if conditions.shape != (len(values), len(CONDITION_CHANNELS)):
             raise ValueError(f"base motion conditions: expected shape ({len(values)}, {len(CONDITION_CHANNELS)}), "
                              f"got {conditions.shape}")
+        try:  # settings travel in the project file's JSON: refuse what could not be saved, now
+            json.dumps(dict(self.settings), allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"base motion settings must be plain JSON data: {exc}") from None
         object.__setattr__(self, "values", _readonly(values))
         object.__setattr__(self, "conditions", _readonly(conditions))
         object.__setattr__(self, "settings", MappingProxyType(dict(self.settings)))
@@ -215,6 +220,8 @@ def _check_channel(channel: str) -> None:
 class Project:
     """The document every view observes and every edit goes through."""
 
+    #: One event per kind of state; ``changed`` follows every edit that can change the evaluated
+    #: motion (all but sources and identity), with the edited ``slot``.
     EVENTS = ("sources", "identity", "timing", "base", "layers", "keys", "emotion", "controls",
               "locks", "limits", "changed")
 

@@ -43,14 +43,15 @@ class Signal:
         event = Event(type=self.name, source=self._source(), **info)
         if self.blocked:
             return event
-        alive = []
-        for ref in list(self._callbacks):
+        dead = False
+        for ref in list(self._callbacks):  # a snapshot: callbacks may connect others while we emit
             cb = ref()
             if cb is None:
+                dead = True
                 continue
-            alive.append(ref)
             cb(event)
-        self._callbacks = alive if len(alive) != len(self._callbacks) else self._callbacks
+        if dead:
+            self._callbacks = [r for r in self._callbacks if r() is not None]
         return event
 
     def __len__(self) -> int:

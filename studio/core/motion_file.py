@@ -35,14 +35,14 @@ from pathlib import Path
 
 import numpy as np
 
-from studio.core.atomic import atomic_write
+from studio.core.safe_io import atomic_write, load_npz
 from studio.core.keypoints import KEYPOINT_NAMES, MEAN_FACE, NUM_KEYPOINTS
 from studio.core.motion import CHANNEL_INDEX, CHANNELS, NEUTRAL_FRAME, keypoints, validate_motion
 
 FORMAT = "studio-motion"
 VERSION = 1
 FORMATS = ("json", "npz", "csv")
-#: Refuse files larger than this before parsing (10 h at 60 fps is ~300 MB of JSON).
+#: Refuse files (or NPZ contents) larger than this before parsing (10 h at 60 fps is ~300 MB of JSON).
 MAX_FILE_BYTES = 2 << 30
 
 
@@ -150,8 +150,7 @@ def read_motion(path: str | Path, fmt: str | None = None) -> Motion:
 
 
 def _read_npz(path: Path) -> dict:
-    with np.load(path, allow_pickle=False) as z:
-        fields = {k: z[k] for k in z.files}
+    fields = load_npz(path, MAX_FILE_BYTES)
     out = {}
     for key, value in fields.items():
         out[key] = value.item() if value.ndim == 0 else value

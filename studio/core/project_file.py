@@ -37,7 +37,7 @@ from typing import Any, Callable
 import numpy as np
 
 import studio
-from studio.core.atomic import atomic_write
+from studio.core.safe_io import atomic_write, load_npz
 from studio.core.document import BaseMotion, EmotionSegment, Layer, Project, Source
 from studio.core.fcurve import FCurve
 
@@ -191,15 +191,8 @@ def _load_arrays(raw: bytes) -> dict[str, np.ndarray]:
     if not raw:
         return {}
     try:
-        with zipfile.ZipFile(io.BytesIO(raw)) as inner:
-            total = sum(i.file_size for i in inner.infolist())
-        if total > MAX_ARRAYS_BYTES:
-            raise ProjectFileError(f"{ARRAYS_MEMBER} holds {total} bytes of arrays, above the limit")
-        with np.load(io.BytesIO(raw), allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
-    except ProjectFileError:
-        raise
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        return load_npz(raw, MAX_ARRAYS_BYTES)
+    except ValueError as exc:
         raise ProjectFileError(f"{ARRAYS_MEMBER} is damaged ({exc})") from None
 
 
