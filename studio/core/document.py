@@ -55,6 +55,8 @@ SOURCE_ROLES: tuple[str, ...] = ("portrait", "mesh", "audio", "transcript")
 CONDITION_CHANNELS: tuple[str, ...] = (
     ("intensity",) + tuple(f"emotion.{e}" for e in EMOTIONS) + tuple(f"override.{c}" for c in EYE_CHANNELS))
 INTENSITY_RANGE = (0.0, 2.0)
+_RANGE_LOW = np.array([CHANNEL_RANGES[c][0] for c in CHANNELS])
+_RANGE_HIGH = np.array([CHANNEL_RANGES[c][1] for c in CHANNELS])
 
 
 class BlendType(str, Enum):
@@ -575,8 +577,7 @@ class Project:
         return np.clip(out, low, high).astype(np.float32)
 
     def _bounds(self) -> tuple[np.ndarray, np.ndarray]:
-        low = np.array([CHANNEL_RANGES[c][0] for c in CHANNELS])
-        high = np.array([CHANNEL_RANGES[c][1] for c in CHANNELS])
+        low, high = _RANGE_LOW.copy(), _RANGE_HIGH.copy()
         for channel, (lo, hi) in self._limits.items():
             col = CHANNEL_INDEX[channel]
             low[col], high[col] = max(low[col], lo), min(high[col], hi)
