@@ -3,6 +3,7 @@
 import io
 import json
 import os
+import struct
 import zipfile
 
 import numpy as np
@@ -330,3 +331,28 @@ def test_npz_bombs_and_unsaveable_settings_are_refused(tmp_path, monkeypatch):
         read_motion(path)
     with pytest.raises(ValueError, match="plain JSON"):
         BaseMotion(neutral_motion(2), np.zeros((2, 13)), "rig", {"model": object()})
+
+
+def corrupt_deflate_stream(npz: bytes) -> bytes:
+    """The npz with its first member's first deflate block marked with the reserved block type 11
+    (bits 1-2 of the first byte), which every inflater rejects; the zip headers stay intact."""
+    offset = zipfile.ZipFile(io.BytesIO(npz)).infolist()[0].header_offset
+    name_len, extra_len = struct.unpack("<HH", npz[offset + 26:offset + 30])  # from the local header
+    start = offset + 30 + name_len + extra_len
+    bad = bytearray(npz)
+    bad[start] |= 0b110
+    return bytes(bad)
+
+
+def test_corrupt_compressed_arrays_give_clear_errors(full_project, tmp_path):
+    doc, arrays = saved_members(full_project, tmp_path)
+    buf = io.BytesIO()
+    np.savez_compressed(buf, base_values=full_project.base.values, base_conditions=full_project.base.conditions)
+    write_zip(tmp_path / "deflate.thproj", {"project.json": json.dumps(doc),
+                                            "arrays.npz": corrupt_deflate_stream(buf.getvalue())})
+    with pytest.raises(ProjectFileError, match="arrays.npz is damaged"):
+        load_project(tmp_path / "deflate.thproj")
+    npz = write_motion(Motion(neutral_motion(500), 25), tmp_path / "m.npz").read_bytes()
+    (tmp_path / "deflate.npz").write_bytes(corrupt_deflate_stream(npz))
+    with pytest.raises(MotionFileError, match="deflate.npz"):
+        read_motion(tmp_path / "deflate.npz")

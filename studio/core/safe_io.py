@@ -11,6 +11,7 @@ import io
 import os
 import tempfile
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -58,5 +59,5 @@ def load_npz(source: str | Path | bytes, max_bytes: int) -> dict[str, np.ndarray
             data.seek(0)
         with np.load(data, allow_pickle=False) as z:
             return {key: z[key] for key in z.files}
-    except (zipfile.BadZipFile, EOFError, OSError) as exc:
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:  # zlib: a corrupt deflate stream
         raise ValueError(f"not a valid npz archive ({exc})") from None
