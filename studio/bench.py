@@ -80,3 +80,65 @@ def format_core(result: dict) -> str:
         f"  one frame       median {result['evaluate_one_frame_median_ms']:8.2f} ms (scrubbing)",
         f"  stale frames    median {result['stale_frames_median_s'] * 1e3:8.1f} ms (conditions vs base)",
     ])
+
+
+# --- audio → motion -------------------------------------------------------------------------------
+
+def _speech_text(seconds: float) -> str:
+    """Enough sentences of the bundled English sentence bank for about ``seconds`` of speech."""
+    from studio.generate.devcorpus import load_sentences
+
+    english = load_sentences()["en"]
+    words_needed = int(seconds * 2.7) + 1  # espeak-ng at 175 wpm speaks ≈ 2.9 words/s with pauses
+    out, count, i = [], 0, 0
+    while count < words_needed:
+        sentence = english[i % len(english)]
+        out.append(sentence)
+        count += len(sentence.split())
+        i += 1
+    return " ".join(out)
+
+
+def bench_generate(seconds: float = 60.0, repeat: int = 3) -> dict:
+    """Median wall time of ``studio generate`` (decode → features → phones → rig at 25 fps) on
+    ``seconds`` of espeak-ng speech written to a WAV, with and without its transcript."""
+    import tempfile
+    from pathlib import Path
+
+    import soundfile as sf
+
+    from studio.audio.synth import synthesize_espeak
+    from studio.generate.pipeline import GenerateRequest, generate
+
+    text = _speech_text(seconds)
+    speech = synthesize_espeak(text, "en-us")
+    result = {"audio_seconds": speech.duration, "repeat": repeat, "modes": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        wav = Path(tmp) / "speech.wav"
+        sf.write(wav, speech.samples, speech.sample_rate, subtype="PCM_16")
+        for mode, transcript in (("without transcript", None), ("with transcript", text)):
+            runs = []
+            for _ in range(repeat):
+                t0 = time.perf_counter()
+                out = generate(GenerateRequest(wav, transcript=transcript))
+                runs.append((time.perf_counter() - t0, out.seconds, out.phone_method))
+            order = np.argsort([r[0] for r in runs])
+            median = runs[order[len(runs) // 2]]
+            result["modes"][mode] = {
+                "median_seconds": median[0],
+                "all_seconds": [r[0] for r in runs],
+                "stages": median[1],
+                "phones": median[2],
+                "real_time_factor": median[0] / speech.duration,
+            }
+    return result
+
+
+def format_generate(result: dict) -> str:
+    lines = [f"studio generate on {result['audio_seconds']:.1f} s of espeak-ng speech (median of {result['repeat']}):"]
+    for mode, r in result["modes"].items():
+        total = sum(r["stages"].values())
+        shares = ", ".join(f"{k} {100 * v / total:.0f} %" for k, v in r["stages"].items())
+        lines.append(f"  {mode:20s} {r['median_seconds']:.2f} s (RTF {r['real_time_factor']:.3f}, phones "
+                     f"{r['phones']}): {shares}")
+    return "\n".join(lines)

@@ -3,7 +3,12 @@
     studio info [--json]                                  versions and compute devices that really work
     studio export-motion PROJECT|MOTION -o OUT [--format json|npz|csv] [--frames A:B]
     studio import-motion MOTION (-p PROJECT [-o OUT] | -n NEW) [--as-layer NAME]
+    studio generate AUDIO [--generator rig] [--transcript FILE | --text "…"] [--language L]
+                   [--emotion LABEL] [--strength S] [--intensity X] [--fps N] [--seed N] -o motion.json|npz|csv
+    studio eval lipsync (--corpus MANIFEST | AUDIO --reference PHONES) [--mode with|without|both]
+    studio eval build-corpus OUT [--items N] [--seed N]
     studio bench core [--minutes M] [--repeat N]
+    studio bench generate [--seconds S] [--repeat N]
     studio demo                                           the bundled demo (portrait + speech → MP4, mesh)
 
 Errors for bad input are printed as one line naming the file and the problem (exit status 2);
@@ -131,6 +136,106 @@ def cmd_import_motion(args) -> int:
     return 0
 
 
+# --- generate and evaluate ----------------------------------------------------------------------
+
+def _transcript(args) -> str | None:
+    if getattr(args, "text", None) is not None:
+        if not args.text.strip():
+            raise CommandError("--text is empty")
+        return args.text
+    if getattr(args, "transcript", None):
+        from studio.audio.phonemes import read_transcript
+
+        return read_transcript(Path(args.transcript))
+    return None
+
+
+class _ProgressLine:
+    """A one-line percentage on stderr while a long command runs (only on a terminal)."""
+
+    def __init__(self, label: str):
+        self.label = label
+        self.tty = sys.stderr.isatty()
+        self.last = -1
+
+    def __call__(self, fraction: float) -> None:
+        percent = int(100 * fraction)
+        if self.tty and percent != self.last:
+            self.last = percent
+            print(f"\r{self.label} {percent:3d} %", end="", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.tty and self.last >= 0:
+            print(file=sys.stderr)
+
+
+def cmd_generate(args) -> int:
+    from studio.generate.pipeline import GenerateRequest, generate
+
+    out = Path(args.output)
+    fmt = format_of(out, args.format)
+    request = GenerateRequest(Path(args.audio), transcript=_transcript(args), language=args.language,
+                              generator=args.generator, fps=args.fps, seed=args.seed, emotion=args.emotion,
+                              strength=args.strength, intensity=args.intensity)
+    bar = _ProgressLine("generating")
+    try:
+        result = generate(request, progress=bar)
+    finally:
+        bar.close()
+    for warning in result.warnings:
+        print(f"studio: warning: {warning}", file=sys.stderr)
+    _registry().exporter(f"motion_{fmt}").export(result.motion, out)
+    if args.phones:
+        from studio.audio.reference import write_phones_json
+
+        write_phones_json(result.phones, Path(args.phones))
+    total = sum(result.seconds.values())
+    print(f"wrote {out}: {len(result.motion)} frames at {result.motion.fps:g} fps from {result.duration:.2f} s "
+          f"of audio, phones {result.phone_method}, {total:.2f} s")
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from studio.generate import evaluate
+
+    if args.what == "build-corpus":
+        from studio.generate.devcorpus import build_dev_corpus
+
+        bar = _ProgressLine("building")
+        try:
+            manifest = build_dev_corpus(Path(args.target), items=args.items, seed=args.seed,
+                                        progress=lambda done, total: bar(done / max(1, total)))
+        finally:
+            bar.close()
+        print(f"wrote {manifest}")
+        return 0
+    if args.corpus:
+        items = evaluate.items_from_manifest(Path(args.corpus), split=args.split, limit=args.limit)
+    elif args.target and args.reference:
+        items = evaluate.single_item(Path(args.target), Path(args.reference), _transcript(args), args.language)
+    else:
+        raise CommandError("give --corpus MANIFEST, or AUDIO with --reference PHONES")
+    if not items:
+        raise CommandError("no items to evaluate")
+    modes = {"with": [True], "without": [False], "both": [True, False]}[args.mode]
+    results = {}
+    for with_transcript in modes:
+        if with_transcript and any(i.transcript is None for i in items):
+            raise CommandError("--mode with needs a transcript for every item")
+        bar = _ProgressLine("with transcript" if with_transcript else "without transcript")
+        try:
+            report = evaluate.evaluate_lipsync(items, with_transcript=with_transcript, fps=args.fps, seed=args.seed,
+                                               progress=lambda i, score: bar((i + 1) / len(items)))
+        finally:
+            bar.close()
+        print(evaluate.format_summary(report.summary()))
+        results["with" if with_transcript else "without"] = json.loads(report.to_json())
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2), encoding="utf-8")
+        print(f"wrote {args.json}")
+    return 0
+
+
 # --- info, bench, demo ------------------------------------------------------------------------
 
 def cmd_info(args) -> int:
@@ -147,6 +252,9 @@ def cmd_bench(args) -> int:
     if args.what == "core":
         result = bench.bench_core(args.minutes, args.fps, args.repeat)
         print(json.dumps(result, indent=2) if args.json else bench.format_core(result))
+    elif args.what == "generate":
+        result = bench.bench_generate(args.seconds, args.repeat)
+        print(json.dumps(result, indent=2) if args.json else bench.format_generate(result))
     return 0
 
 
@@ -193,8 +301,47 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="replace an existing file given with --new")
     p.set_defaults(func=cmd_import_motion)
 
+    p = sub.add_parser("generate", help="audio (+ transcript) → motion file")
+    p.add_argument("audio", help="speech: WAV, FLAC, OGG, MP3, M4A/AAC or a video file")
+    p.add_argument("-o", "--output", required=True, help="motion file to write (.json, .npz or .csv)")
+    p.add_argument("--format", choices=FORMATS, help="format (default: from the output's extension)")
+    p.add_argument("--generator", default="rig", choices=["rig"], help="motion generator (default: rig)")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--transcript", metavar="FILE", help="plain-text transcript: lips aligned to it")
+    group.add_argument("--text", help="the transcript typed in")
+    p.add_argument("--language", default="en-us", help="espeak-ng language of the transcript (default en-us)")
+    p.add_argument("--emotion", default="neutral", help="one of: neutral, happy, sad, angry, surprised, "
+                   "fearful, disgusted, contempt")
+    p.add_argument("--strength", type=float, default=1.0, help="emotion strength 0…1 (default 1)")
+    p.add_argument("--intensity", type=float, default=1.0, help="motion intensity 0…2 (default 1)")
+    p.add_argument("--fps", type=float, default=25.0, help="frames per second (default 25)")
+    p.add_argument("--seed", type=int, default=0, help="seed of head motion, blinks and gaze (default 0)")
+    p.add_argument("--phones", metavar="JSON", help="also write the phones used (JSON)")
+    p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("eval", help="evaluation: lip sync against reference phones; dev-corpus builder")
+    p.add_argument("what", choices=["lipsync", "build-corpus"])
+    p.add_argument("target", nargs="?", help="lipsync: an audio file; build-corpus: the output folder")
+    p.add_argument("--corpus", metavar="MANIFEST", help="lipsync: a dev corpus manifest.json")
+    p.add_argument("--reference", metavar="PHONES", help="lipsync: reference phones of AUDIO (JSON, TextGrid, "
+                   "HTS/HTK .lab, flite segments)")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--transcript", metavar="FILE", help="lipsync: transcript of AUDIO")
+    group.add_argument("--text", help="lipsync: transcript of AUDIO typed in")
+    p.add_argument("--language", default="en-us")
+    p.add_argument("--mode", choices=["with", "without", "both"], default="both",
+                   help="lipsync: generate with the transcript, without it, or both (default)")
+    p.add_argument("--split", help="lipsync: only corpus items of this split (dev, heldout)")
+    p.add_argument("--limit", type=int, help="lipsync: at most this many items")
+    p.add_argument("--fps", type=float, default=25.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--items", type=int, default=120, help="build-corpus: number of items (default 120)")
+    p.add_argument("--json", metavar="OUT", help="lipsync: write per-item scores and the summary here")
+    p.set_defaults(func=cmd_eval)
+
     p = sub.add_parser("bench", help="benchmarks (medians of repeated runs)")
-    p.add_argument("what", choices=["core"], help="core: document evaluation")
+    p.add_argument("what", choices=["core", "generate"], help="core: document evaluation; generate: audio → motion")
+    p.add_argument("--seconds", type=float, default=60.0, help="generate: length of the speech")
     p.add_argument("--minutes", type=float, default=10.0)
     p.add_argument("--fps", type=float, default=25.0)
     p.add_argument("--repeat", type=int, default=7)
@@ -220,6 +367,9 @@ def main(argv: list[str] | None = None) -> int:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"studio: {message}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("studio: interrupted; nothing was written", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

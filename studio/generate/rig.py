@@ -13,7 +13,8 @@ time span (0 inside it) and θ is longer before the phone than after it, so lips
 sounds (rounding most of all); the whole mouth leads the audio by :attr:`RigStyle.lead`.
 Parameters map linearly to keypoint offsets (:data:`BASIS`). Then a hard constraint: during every
 p/b/m (and at least at the frame nearest its centre) the inner lips meet exactly, with a one-frame
-ramp either side. The lips never cross.
+ramp either side; so they do in silence — a pause, or a stop's closure that recognition heard as
+silence — where the mouth is at rest. The lips never cross.
 
 **Emotion.** Per-frame weights of the 8 labels (the conditions of
 :data:`~studio.core.document.CONDITION_CHANNELS`, strength included) mix the offset presets of
@@ -174,6 +175,7 @@ class RigStyle:
 
     lead: float = 0.010            # the mouth leads the audio by this many seconds
     closure_ramp: float = 0.030    # seconds over which a forced lip closure fades out
+    close_on_silence: bool = True  # lips meet in silences too (pauses, and stop closures heard as silence)
     head_degrees: float = 1.0      # scale of all head motion (nods and sway)
     nod_degrees: float = 3.0       # pitch of a full-strength accent nod
     sway_degrees: float = 2.2      # RMS-ish amplitude of the slow sway while speaking
@@ -349,25 +351,26 @@ def _loudness_gain(features: Prosody, times: np.ndarray) -> np.ndarray:
 
 def _close_lips(offsets: np.ndarray, phones: Sequence[Phone], times: np.ndarray, fps: float,
                 style: RigStyle) -> None:
-    """In place: inner lips meet during every p/b/m (≥ one frame), never cross anywhere."""
+    """In place: inner lips meet during every p/b/m (≥ one frame) and silence, never cross anywhere."""
     k = KEYPOINT_INDEX
     up, lo = k["lip_upper_center"], k["lip_lower_center"]
     weight = np.zeros(times.size)
+    closing = BILABIALS | {SILENCE} if style.close_on_silence else BILABIALS
     for p in phones:
-        if p.label not in BILABIALS:
+        if p.label not in closing:
             continue
         start, end = p.start - style.lead, p.end - style.lead
-        w = np.clip(1.0 - np.maximum(np.maximum(start - times, times - end), 0.0) / style.closure_ramp, 0.0, 1.0)
-        inside = (times >= start) & (times <= end)
-        if not inside.any():  # shorter than a frame: close the frame nearest its centre
-            nearest = int(np.argmin(np.abs(times - 0.5 * (start + end))))
-            w[nearest] = 1.0
         lo_i = np.searchsorted(times, start - style.closure_ramp)
         hi_i = np.searchsorted(times, end + style.closure_ramp, side="right")
-        w[:lo_i] = 0.0
-        w[hi_i:] = 0.0
-        w[inside] = 1.0
-        weight = np.maximum(weight, w)
+        if lo_i >= hi_i and p.label == SILENCE:
+            continue
+        t = times[lo_i:hi_i]
+        w = np.clip(1.0 - np.maximum(np.maximum(start - t, t - end), 0.0) / style.closure_ramp, 0.0, 1.0)
+        if not np.any((t >= start) & (t <= end)) and p.label != SILENCE:
+            # shorter than a frame: close the frame nearest its centre
+            nearest = int(np.argmin(np.abs(times - 0.5 * (start + end))))
+            weight[nearest] = 1.0
+        weight[lo_i:hi_i] = np.maximum(weight[lo_i:hi_i], w)
     gap = np.maximum(offsets[:, up, 1] - offsets[:, lo, 1], 0.0)
     shift = weight * gap
     offsets[:, up, 1] -= 0.35 * shift

@@ -1,0 +1,829 @@
+"""Timed phones from speech, for lip sync: recognize them, or align a transcript to the audio.
+
+Every later stage that moves the lips reads the ARPAbet :class:`~studio.audio.phones.Phone`
+spans made here. Two ways to get them, both with pocketsphinx and its bundled en-us model:
+
+* :func:`recognize_phones` — no transcript: pocketsphinx's *allphone* search (a phone loop
+  weighted by the bundled phone bigram/trigram LM). Boundaries are well placed, labels are often
+  wrong (about 6 in 10 true P/B/M get a recognized P/B/M on espeak-ng and flite speech).
+* :func:`align_phones` — with a transcript: forced alignment (``Decoder(bestpath=False)``), the
+  transcript's own phones with boundaries found in the audio. English words come from
+  pocketsphinx's CMU dictionary, every other word (and every word of another language) from
+  espeak-ng's grapheme-to-phoneme rules (:func:`studio.audio.synth.text_to_ipa`) mapped with
+  :func:`~studio.audio.phones.ipa_to_arpabet`. Vowel stress comes from espeak-ng's stress marks.
+* :func:`phones_for` — what the generators call: aligns when a transcript is given, falls back
+  to recognition (with a warning) when the alignment fails or the transcript does not match.
+
+Both run over the audio in **chunks** of at most :data:`MAX_CHUNK_SECONDS`, cut at the quietest
+point (pauses), so a two-hour file is processed in bounded memory; chunk offsets are added back.
+An alignment chunk takes as many transcript words as the decoder finds spoken in it (a grammar
+that may end after any word), the last chunk takes the rest. ``progress(fraction)`` is called with
+increasing fractions; ``cancel()`` returning True stops at the next chunk step with
+:class:`Cancelled`.
+
+**Mismatch detection.** Each chunk is also decoded with the phone loop. A correct transcript
+scores about as well as the unconstrained phone loop (within ~16 score units per speech frame on
+the voices measured); a transcript of other words must spend most frames in the wrong phones and
+scores far worse (by 25 and more). :func:`align_phones` raises :class:`AlignmentError` when the
+alignment deficit per speech frame exceeds :data:`MAX_SCORE_DEFICIT`, when the decoder finds no
+path through the transcript, or when words are left over.
+
+The audio is dithered by noise 60 dB below its speech level before decoding (the same noise for
+the same audio): pocketsphinx's features break down on digital silence (synthetic speech, gated
+recordings) and recognize only silence there; a real recording's own noise floor is louder than
+the dither, which then changes nothing.
+
+Returned phones cover the audio from 0 to its duration, contiguous, with ``SIL`` for pauses and
+non-speech, and pass :func:`~studio.audio.phones.validate_phones`.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import unicodedata
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pocketsphinx
+
+from studio.audio.decode import Audio
+from studio.audio.phones import (
+    SILENCE,
+    VOWELS,
+    Phone,
+    ipa_to_arpabet,
+    merge_silences,
+    normalize_label,
+    validate_phones,
+)
+
+__all__ = [
+    "AlignmentError",
+    "Cancelled",
+    "MAX_CHUNK_SECONDS",
+    "MAX_MISMATCH",
+    "PhoneResult",
+    "TranscriptError",
+    "align_phones",
+    "phones_for",
+    "read_transcript",
+    "recognize_phones",
+]
+
+log = logging.getLogger(__name__)
+
+SAMPLE_RATE = 16000
+FRAME_RATE = 100  # pocketsphinx frames per second (its "frate")
+_HOP = SAMPLE_RATE // FRAME_RATE
+
+#: Longest stretch of audio decoded at once (s); chunks are cut at the quietest point.
+MAX_CHUNK_SECONDS = 30.0
+#: Shortest chunk a cut may leave before it (s), so chunks are not cut into slivers.
+MIN_CHUNK_SECONDS = 12.0
+#: Dither level below the speech level (dB): see the module docstring.
+DITHER_DB = -60.0
+#: A chunk whose peak stays this far below the file's speech level (dB) is silence, not decoded.
+SILENT_CHUNK_DB = -50.0
+
+#: Phone-loop recognition settings (tuned on espeak-ng and flite voices; see the README numbers).
+RECOGNIZER_CONFIG: dict[str, object] = {"lw": 0.5}
+#: Forced alignment: no bestpath pass (it fails on some sentences), beams wider than the
+#: defaults (the default beams lose the only path on some correct transcripts); the
+#: second, wider set is tried when the first finds no path.
+ALIGNER_CONFIGS: tuple[dict[str, object], ...] = (
+    {"bestpath": False, "beam": 1e-80, "wbeam": 1e-60, "pbeam": 1e-80, "lpbeam": 1e-80, "lponlybeam": 1e-60},
+    {"bestpath": False, "beam": 1e-160, "wbeam": 1e-120, "pbeam": 1e-160, "lpbeam": 1e-160,
+     "lponlybeam": 1e-120, "maxhmmpf": -1},
+)
+#: Largest mismatch score (see :class:`_Fit`) of an alignment accepted as matching the audio.
+MAX_MISMATCH = 1.0
+#: Weight of the squeezed and agreeing shares in the mismatch score.
+MISMATCH_WEIGHT = 5.0
+#: Seconds added to every boundary found by pocketsphinx (its frames start half a window early).
+TIME_SHIFT = 0.005
+
+Progress = Callable[[float], None]
+Cancel = Callable[[], bool]
+
+
+class Cancelled(Exception):
+    """``cancel()`` returned True; nothing was produced."""
+
+
+class AlignmentError(ValueError):
+    """The transcript could not be aligned to the audio; the message says why."""
+
+
+class TranscriptError(ValueError):
+    """A transcript file that cannot be read as text; the message names the file."""
+
+
+@dataclass(frozen=True)
+class PhoneResult:
+    """Phones of one audio, how they were found (``"aligned"`` | ``"recognized"``), and warnings."""
+
+    phones: list[Phone]
+    method: str
+    warnings: tuple[str, ...] = ()
+
+
+# --- public API --------------------------------------------------------------------------------
+
+def recognize_phones(audio: Audio, *, progress: Progress | None = None,
+                     cancel: Cancel | None = None) -> list[Phone]:
+    """Phones recognized in ``audio`` without a transcript (pocketsphinx allphone search).
+
+    Labels are normalized to ARPAbet; fillers and noise become ``SIL``; adjacent silences are
+    merged. Raises :class:`Cancelled` when ``cancel()`` returns True.
+    """
+    job = _Job(audio, progress, cancel, steps_per_chunk=1)
+    phones = job.recognize()
+    job.finish()
+    return phones
+
+
+def align_phones(audio: Audio, text: str, *, language: str = "en-us", progress: Progress | None = None,
+                 cancel: Cancel | None = None) -> list[Phone]:
+    """The phones of ``text`` aligned to ``audio`` (forced alignment); vowels carry stress.
+
+    ``language`` is an espeak-ng language code (``en-us``, ``en-gb``, ``de``, ``fr``, …). English
+    words are looked up in the CMU dictionary first; all other words go through espeak-ng's G2P
+    for ``language``. Raises :class:`AlignmentError` for an empty transcript, a transcript that
+    does not match the audio, or a failed alignment; :class:`Cancelled` when asked to stop.
+    """
+    job = _Job(audio, progress, cancel, steps_per_chunk=3)
+    phones = job.align(text, language)
+    job.finish()
+    return phones
+
+
+def phones_for(audio: Audio, transcript: str | None = None, *, language: str = "en-us",
+               progress: Progress | None = None, cancel: Cancel | None = None) -> PhoneResult:
+    """Aligned phones when a transcript is given, else (or when alignment fails) recognized ones.
+
+    A failed alignment is not an error here: the result says ``method="recognized"`` and carries
+    the reason in ``warnings`` (also logged as a warning).
+    """
+    if transcript is None:
+        return PhoneResult(recognize_phones(audio, progress=progress, cancel=cancel), "recognized")
+    job = _Job(audio, progress, cancel, steps_per_chunk=3)
+    try:
+        phones = job.align(transcript, language)
+    except AlignmentError as exc:
+        message = f"transcript not used, phones recognized instead: {exc}"
+        log.warning(message)
+        phones = job.recognize_rest()
+        job.finish()
+        return PhoneResult(phones, "recognized", (message,))
+    job.finish()
+    return PhoneResult(phones, "aligned")
+
+
+#: Largest transcript file :func:`read_transcript` accepts (bytes): a two-hour talk is ~150 kB.
+MAX_TRANSCRIPT_BYTES = 4 * 1024 * 1024
+
+
+def read_transcript(path: str | Path) -> str:
+    """The text of a plain-text transcript file (UTF-8, a byte-order mark is ignored).
+
+    Raises :class:`TranscriptError` naming the file when it is missing, larger than
+    :data:`MAX_TRANSCRIPT_BYTES`, binary, not UTF-8 (or UTF-16 with a BOM) text, or empty.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise TranscriptError(f"{path}: transcript file not found")
+    if not path.is_file():
+        raise TranscriptError(f"{path}: transcript is not a file")
+    size = path.stat().st_size
+    if size > MAX_TRANSCRIPT_BYTES:
+        raise TranscriptError(f"{path}: transcript is {size / 1e6:.1f} MB; a plain-text transcript "
+                              f"is at most {MAX_TRANSCRIPT_BYTES // (1024 * 1024)} MB")
+    data = path.read_bytes()
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        encoding = "utf-16"
+    else:
+        encoding = "utf-8-sig"
+        if b"\x00" in data:
+            raise TranscriptError(f"{path}: is a binary file, not a plain-text transcript")
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        raise TranscriptError(f"{path}: is not UTF-8 text (bad byte at offset {exc.start}); "
+                              "save the transcript as UTF-8") from None
+    controls = sum(1 for ch in text if unicodedata.category(ch) == "Cc" and ch not in "\n\r\t\f\v")
+    if controls > max(2, len(text) // 100):
+        raise TranscriptError(f"{path}: is a binary file, not a plain-text transcript")
+    if not text.strip():
+        raise TranscriptError(f"{path}: transcript is empty")
+    return text
+
+
+# --- one run over one audio --------------------------------------------------------------------
+
+@dataclass
+class _Chunk:
+    start: int  # sample offsets into the audio
+    end: int
+    silent: bool
+    recognized: list[Phone] | None = None  # phone loop result, absolute times
+    loop_spans: list[tuple[str, int, int]] | None = None  # … as (label, first, end) frames
+    loop_score: float = 0.0  # phone-loop acoustic score of the whole chunk
+    loop_speech_score: float = 0.0  # … of its frames in phones other than SIL
+    speech_frames: int = 0  # frames the phone loop put in phones other than SIL
+
+
+@dataclass(frozen=True)
+class _Fit:
+    """How well one chunk's alignment fits its audio, against the phone loop on the same audio."""
+
+    deficit: float  # phone-loop score minus alignment score (whole chunk, score units)
+    speech_score: float  # |phone-loop score| of the speech frames
+    speech_frames: int  # frames in speech (aligned or recognized)
+    agreeing_frames: int  # … of them with the same phone in both
+    phones: int  # aligned phones other than SIL
+    squeezed: int  # … of them at the HMM's minimum length (3 frames)
+
+    @staticmethod
+    def total(fits: Sequence[_Fit]) -> _Fit:
+        return _Fit(*(sum(getattr(f, name) for f in fits) for name in _Fit.__dataclass_fields__))
+
+    @property
+    def mismatch(self) -> float:
+        """Extra cost per unit of speech score + weight × (squeezed share − agreeing share)."""
+        ratio = self.deficit / max(self.speech_score, 1.0)
+        squeezed = self.squeezed / max(1, self.phones)
+        agreeing = self.agreeing_frames / max(1, self.speech_frames)
+        return ratio + MISMATCH_WEIGHT * (squeezed - agreeing)
+
+
+class _Job:
+    """Audio prepared once (level, chunks, dither) and the progress/cancel bookkeeping."""
+
+    def __init__(self, audio: Audio, progress: Progress | None, cancel: Cancel | None,
+                 steps_per_chunk: int):
+        samples = np.asarray(audio.samples, dtype=np.float32).reshape(-1)
+        if audio.sample_rate != SAMPLE_RATE:
+            samples = _resample(samples, audio.sample_rate)
+        self.samples = samples
+        self.duration = len(samples) / SAMPLE_RATE
+        self.progress = progress
+        self.cancel = cancel
+        self.steps_per_chunk = steps_per_chunk
+        self._reported = -1.0
+        self._done_steps = 0.0
+        levels = _frame_rms(samples)
+        loud = levels[levels > 0]
+        self.level = float(np.percentile(loud, 95)) if loud.size else 0.0
+        self.chunks = [
+            _Chunk(a, b, self._is_silent(a, b))
+            for a, b in _chunk_bounds(levels, len(samples))
+        ]
+        self._report(0.0)
+
+    # progress & cancel
+    def _report(self, fraction: float) -> None:
+        fraction = min(1.0, max(0.0, fraction))
+        if self.progress is not None and fraction > self._reported:
+            self._reported = fraction
+            self.progress(fraction)
+
+    def step_done(self, chunk: _Chunk, share: float = 1.0) -> None:
+        """One decoding step on ``chunk`` finished (``share`` of a step)."""
+        if not self.samples.size:
+            return
+        self._done_steps += share * (chunk.end - chunk.start) / len(self.samples)
+        self._report(self._done_steps / self.steps_per_chunk * 0.999)
+
+    def check_cancel(self) -> None:
+        if self.cancel is not None and self.cancel():
+            raise Cancelled("phone search cancelled")
+
+    def finish(self) -> None:
+        self._report(1.0)
+
+    # audio
+    def _is_silent(self, a: int, b: int) -> bool:
+        if b <= a:
+            return True
+        peak = float(np.max(np.abs(self.samples[a:b])))
+        if peak < 10 ** (-60 / 20):  # below -60 dBFS: silence whatever the speech level
+            return True
+        return peak < self.level * 10 ** (SILENT_CHUNK_DB / 20)
+
+    def pcm(self, chunk: _Chunk) -> bytes:
+        """The chunk as 16-bit PCM with the dither added (seeded by the chunk's position)."""
+        x = self.samples[chunk.start:chunk.end]
+        sd = max(self.level * 10 ** (DITHER_DB / 20), 1.0 / 32768)
+        rng = np.random.default_rng(chunk.start)
+        x = x + rng.normal(0.0, sd, x.shape).astype(np.float32)
+        return (np.clip(x, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
+
+    # recognition
+    def recognize(self) -> list[Phone]:
+        phones: list[Phone] = []
+        loop = None
+        for chunk in self.chunks:
+            if chunk.recognized is None:
+                self.check_cancel()
+                if loop is None:
+                    loop = _phone_loop()
+                self._run_loop(loop, chunk)
+                self.step_done(chunk)
+            phones.extend(chunk.recognized)
+        return _cover(phones, self.duration)
+
+    def recognize_rest(self) -> list[Phone]:
+        """:meth:`recognize` after a failed alignment (the phone loop ran on the chunks it reached)."""
+        self.steps_per_chunk = 1
+        done = sum(c.end - c.start for c in self.chunks if c.recognized is not None)
+        self._done_steps = done / max(1, len(self.samples))
+        return self.recognize()
+
+    def _run_loop(self, loop, chunk: _Chunk) -> None:
+        t0, t1 = chunk.start / SAMPLE_RATE, chunk.end / SAMPLE_RATE
+        if chunk.silent or chunk.end - chunk.start < 3 * _HOP:
+            chunk.recognized = [Phone(SILENCE, t0, t1)]
+            return
+        loop.start_utt()
+        loop.process_raw(self.pcm(chunk), full_utt=True)
+        loop.end_utt()
+        logmath = loop.logmath
+        spans = []
+        score = speech_score = 0.0
+        speech = 0
+        for seg in loop.seg() or ():
+            label = _label(seg.word)
+            spans.append((label, seg.start_frame, seg.end_frame + 1))
+            seg_score = logmath.log(seg.ascore) if seg.ascore > 0 else 0.0
+            score += seg_score
+            if label != SILENCE:
+                speech += seg.end_frame + 1 - seg.start_frame
+                speech_score += seg_score
+        chunk.recognized = _spans_to_phones(spans, t0, t1)
+        chunk.loop_spans = spans
+        chunk.loop_score = score
+        chunk.loop_speech_score = speech_score
+        chunk.speech_frames = speech
+
+    # alignment
+    def align(self, text: str, language: str) -> list[Phone]:
+        words = transcript_words(text)
+        if not words:
+            raise AlignmentError("the transcript has no words to align" if not text.strip()
+                                 else f"the transcript has no words to align: {text[:60]!r}")
+        if self.duration < 0.1:
+            raise AlignmentError(f"the audio is too short to align words to ({self.duration * 1000:.0f} ms)")
+        speaking = [c for c in self.chunks if not c.silent]
+        if not speaking:
+            raise AlignmentError("the audio is silent: there is no speech to align the transcript to")
+        decoder = pocketsphinx.Decoder(loglevel="FATAL", **ALIGNER_CONFIGS[0])
+        lexicon = _Lexicon(language, decoder)
+        entries = [lexicon.entry(w) for w in words]
+        self.check_cancel()
+        for k, config in enumerate(ALIGNER_CONFIGS):
+            if k:
+                decoder = pocketsphinx.Decoder(loglevel="FATAL", **config)
+                self._done_steps = 0.0  # the retry redoes the alignment (progress waits for it)
+            try:
+                return self._align_with(decoder, lexicon, entries)
+            except _NoPath as exc:
+                error = AlignmentError(str(exc))
+        raise error
+
+    def _align_with(self, decoder, lexicon: _Lexicon, entries: list[_Entry]) -> list[Phone]:
+        names = lexicon.install(decoder, entries)
+        loop = None
+        phones: list[Phone] = []
+        fits: list[tuple[_Fit, _Chunk]] = []
+        next_word = 0
+        speaking = [i for i, c in enumerate(self.chunks) if not c.silent]
+        last_speaking = speaking[-1]
+        for i, chunk in enumerate(self.chunks):
+            t0, t1 = chunk.start / SAMPLE_RATE, chunk.end / SAMPLE_RATE
+            if chunk.silent:
+                phones.append(Phone(SILENCE, t0, t1))
+                self.step_done(chunk, 3.0)
+                continue
+            self.check_cancel()
+            if chunk.recognized is None:
+                if loop is None:
+                    loop = _phone_loop()
+                self._run_loop(loop, chunk)
+            self.step_done(chunk)
+            remaining = len(entries) - next_word
+            if remaining == 0:
+                if chunk.speech_frames > FRAME_RATE:  # more than 1 s of speech left over
+                    raise AlignmentError(
+                        f"the transcript ends before the speech does: speech continues at "
+                        f"{_clock(t0)} after the last word was aligned")
+                phones.append(Phone(SILENCE, t0, t1))
+                self.step_done(chunk, 2.0)
+                continue
+            last = i == last_speaking
+            pcm = self.pcm(chunk)
+            self.check_cancel()
+            used = self._first_pass(decoder, pcm, chunk, names[next_word:], last, entries, next_word)
+            self.step_done(chunk)
+            if used is None:
+                raise _NoPath(
+                    f"no alignment of the transcript to the audio between {_clock(t0)} and {_clock(t1)} "
+                    "(the words do not match the speech there)")
+            if used == 0:
+                if chunk.speech_frames > FRAME_RATE:
+                    raise AlignmentError(
+                        f"the speech between {_clock(t0)} and {_clock(t1)} matches none of the transcript's "
+                        f"next words (from {entries[next_word].word!r} on)")
+                phones.append(Phone(SILENCE, t0, t1))
+                self.step_done(chunk)
+                continue
+            self.check_cancel()
+            aligned, score = _second_pass(decoder, pcm)
+            self.step_done(chunk)
+            phones.extend(_aligned_phones(aligned, entries[next_word:next_word + used], t0, t1))
+            fits.append((_fit_of(chunk, aligned, score), chunk))
+            next_word += used
+        if next_word < len(entries):
+            raise AlignmentError(
+                f"{len(entries) - next_word} of {len(entries)} transcript words were not found in the "
+                f"audio (from {entries[next_word].word!r} on)")
+        self._check_fit(fits)
+        return _cover(phones, self.duration)
+
+    def _first_pass(self, decoder, pcm: bytes, chunk: _Chunk, names: Sequence[str], last: bool,
+                    entries: Sequence[_Entry], first: int) -> int | None:
+        """How many of the next words ``chunk`` holds (all of them in the last speaking chunk)."""
+        if last:
+            return _first_pass(decoder, pcm, names, free_end=False)
+        frames = [(c.end - c.start) // _HOP for c in self.chunks if c.start >= chunk.start and not c.silent]
+        share = frames[0] / max(1, sum(frames))
+        budget = int(len(names) * share * 1.6) + 12
+        while True:
+            budget = min(budget, len(names))
+            used = _first_pass(decoder, pcm, names[:budget], free_end=True)
+            if used is None or used < budget or budget == len(names):
+                break
+            self.check_cancel()
+            budget *= 2  # the chunk took every word offered: offer more
+        if not used:
+            return used
+        # The phone-level pass needs a word-level alignment of exactly these words.
+        self.check_cancel()
+        return used if _first_pass(decoder, pcm, names[:used], free_end=False) == used else None
+
+    def _check_fit(self, fits: list[tuple[_Fit, _Chunk]]) -> None:
+        """Raise :class:`AlignmentError` when the transcript does not match (module docstring)."""
+        if not fits:
+            return
+        overall = _Fit.total([f for f, _ in fits]).mismatch
+        if overall > MAX_MISMATCH:
+            raise AlignmentError(
+                f"the transcript does not match the audio (mismatch score {overall:.2f}, at most "
+                f"{MAX_MISMATCH:.2f} for a matching transcript)")
+        for fit, chunk in fits:
+            if fit.speech_frames >= 5 * FRAME_RATE and fit.mismatch > MAX_MISMATCH:
+                raise AlignmentError(
+                    f"the transcript does not match the audio between {_clock(chunk.start / SAMPLE_RATE)} "
+                    f"and {_clock(chunk.end / SAMPLE_RATE)} (mismatch score {fit.mismatch:.2f}, at most "
+                    f"{MAX_MISMATCH:.2f} for a matching transcript)")
+
+
+def _fit_of(chunk: _Chunk, aligned, score: float) -> _Fit:
+    """The :class:`_Fit` of a chunk's second-pass alignment (frames relative to the chunk)."""
+    n = max([b for _, spans in aligned for _, _, b in spans] + [b for _, _, b in chunk.loop_spans] + [0])
+    mine = np.full(n, SILENCE, dtype=object)
+    theirs = np.full(n, SILENCE, dtype=object)
+    phones = squeezed = 0
+    for _, spans in aligned:
+        for label, a, b in spans:
+            label = _label(label)
+            mine[a:b] = label
+            if label != SILENCE:
+                phones += 1
+                squeezed += b - a <= 3
+    for label, a, b in chunk.loop_spans:
+        theirs[a:b] = label
+    speech = (mine != SILENCE) | (theirs != SILENCE)
+    return _Fit(deficit=chunk.loop_score - score, speech_score=abs(chunk.loop_speech_score),
+                speech_frames=int(speech.sum()), agreeing_frames=int((speech & (mine == theirs)).sum()),
+                phones=phones, squeezed=squeezed)
+
+
+class _NoPath(Exception):
+    """The decoder found no path through the transcript (retried with wider beams)."""
+
+
+# --- decoders ----------------------------------------------------------------------------------
+
+def _phone_loop():
+    model = pocketsphinx.get_model_path()
+    return pocketsphinx.Decoder(allphone=f"{model}/en-us/en-us-phone.lm.bin", lm=None, dict=None,
+                                loglevel="FATAL", **RECOGNIZER_CONFIG)
+
+
+_FILLER = re.compile(r"^(<.*>|\[.*\]|\+.*\+|\(NULL\))$")
+
+
+def _label(word: str) -> str:
+    try:
+        return normalize_label(word)
+    except ValueError:
+        return SILENCE
+
+
+def _first_pass(decoder, pcm: bytes, names: Sequence[str], *, free_end: bool) -> int | None:
+    """Word-level alignment of a chunk to ``names`` (to any prefix of them when ``free_end``).
+
+    Returns how many of the words the chunk holds, or None when no path was found.
+    """
+    if free_end:
+        final = len(names) + 1
+        transitions = [(k, k + 1, 1.0, name) for k, name in enumerate(names)]
+        transitions += [(k, final, 1.0) for k in range(len(names) + 1)]
+        fsg = decoder.create_fsg("chunk", 0, final, transitions)
+        decoder.add_fsg("chunk", fsg)
+        decoder.activate_search("chunk")
+    else:
+        decoder.set_align_text(" ".join(names))
+    decoder.start_utt()
+    decoder.process_raw(pcm, full_utt=True)
+    decoder.end_utt()
+    if decoder.hyp() is None:
+        return None
+    return sum(1 for seg in decoder.seg() if not _FILLER.match(seg.word))
+
+
+def _second_pass(decoder, pcm: bytes):
+    """Phone-level alignment of the words found by :func:`_first_pass`: entries and total score."""
+    decoder.set_alignment()
+    decoder.start_utt()
+    decoder.process_raw(pcm, full_utt=True)
+    decoder.end_utt()
+    alignment = decoder.get_alignment()
+    words = []
+    score = 0.0
+    for word in alignment:
+        phones = [(p.name, p.start, p.start + p.duration) for p in word]
+        words.append((word.name, phones))
+        score += sum(p.score for p in word)
+    return words, score
+
+
+# --- lexicon -----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Entry:
+    """One transcript word: as written, its dictionary key, stress of its vowels in order."""
+
+    word: str
+    key: str  # the dictionary word (CMU entry, or a G2P word added under this name)
+    phones: tuple[str, ...] | None  # phones to add for a G2P word; None for a CMU word
+    stresses: tuple[int, ...]  # stress of each vowel of the word, in order (may be empty)
+
+
+class _Lexicon:
+    """Pronunciations of transcript words: the CMU dictionary (English) and espeak-ng G2P."""
+
+    def __init__(self, language: str, decoder):
+        self.language = language.strip() or "en-us"
+        self.english = self.language.lower().startswith("en")
+        self._cmu = decoder if self.english else None  # a decoder with the CMU dictionary loaded
+        self._entries: dict[str, _Entry] = {}
+        self._g2p_names: dict[tuple[str, ...], str] = {}
+
+    def entry(self, word: str) -> _Entry:
+        key = word.lower()
+        if key not in self._entries:
+            self._entries[key] = self._make(word)
+        return self._entries[key]
+
+    def _make(self, word: str) -> _Entry:
+        lower = word.lower()
+        ipa = None
+        if self._cmu is not None and not any(ch.isdigit() for ch in word) and self._cmu.lookup_word(lower):
+            ipa = self._ipa(word, required=False)
+            stresses = tuple(s for p, s in _ipa_phones(ipa) if p in VOWELS) if ipa else ()
+            return _Entry(word, lower, None, stresses)
+        ipa = self._ipa(word, required=True)
+        pairs = _ipa_phones(ipa)
+        phones = tuple(p for p, _ in pairs)
+        if not phones:
+            raise AlignmentError(f"the word {word!r} has no pronunciation (espeak-ng {self.language}: {ipa!r})")
+        name = self._g2p_names.setdefault(phones, f"g2p-{len(self._g2p_names)}")
+        return _Entry(word, name, phones, tuple(s for p, s in pairs if p in VOWELS))
+
+    def _ipa(self, word: str, *, required: bool) -> str | None:
+        """espeak-ng's IPA for ``word`` (None when not ``required`` and espeak-ng fails)."""
+        from studio.audio.synth import SynthesisError, text_to_ipa  # loads espeak-ng only when needed
+
+        try:
+            pieces = text_to_ipa(word, voice=self.language)
+        except SynthesisError as exc:
+            if required:
+                raise AlignmentError(f"no pronunciation for {word!r} in language {self.language!r}: {exc}") from None
+            return None
+        return " ".join(ipa for _, ipa in pieces if ipa)
+
+    def install(self, decoder, entries: Sequence[_Entry]) -> list[str]:
+        """Add the G2P words to ``decoder``'s dictionary; the dictionary key of every entry."""
+        added = {}
+        for e in entries:
+            if e.phones is not None and e.key not in added:
+                added[e.key] = " ".join(e.phones)
+        for k, (name, phones) in enumerate(added.items()):
+            decoder.add_word(name, phones, update=k == len(added) - 1)
+        return [e.key for e in entries]
+
+
+def _ipa_phones(ipa: str) -> list[tuple[str, int]]:
+    """``(ARPAbet, stress)`` for an IPA string; a stress mark stresses the next vowel."""
+    out: list[tuple[str, int]] = []
+    for mark, piece in re.findall(r"([ˈˌ]?)([^ˈˌ]*)", ipa):
+        if not piece and not mark:
+            continue
+        stress = {"ˈ": 1, "ˌ": 2}.get(mark, 0)
+        for label in _arpabet(piece):
+            if label in VOWELS and stress:
+                out.append((label, stress))
+                stress = 0
+            else:
+                out.append((label, 0))
+    return out
+
+
+def _arpabet(ipa: str) -> list[str]:
+    """:func:`ipa_to_arpabet`, dropping symbols it does not know instead of failing."""
+    text = ipa
+    for _ in range(len(ipa) + 1):
+        try:
+            return ipa_to_arpabet(text)
+        except ValueError as exc:
+            m = re.search(r"unknown IPA symbol '(.)'", str(exc))
+            if not m:
+                return []
+            text = text.replace(m.group(1), "")
+    return []
+
+
+_TOKEN = re.compile(r"[\w'’]+(?:[-‐][\w'’]+)*")
+
+
+def transcript_words(text: str) -> list[str]:
+    """The words of a transcript, as written: letters, digits and inner apostrophes/hyphens.
+
+    Punctuation and symbols are dropped. A hyphenated compound stays one word (a compound the
+    dictionary does not know goes to espeak-ng whole); digits stay too (espeak-ng says them).
+    """
+    text = unicodedata.normalize("NFC", text)
+    out = []
+    for token in _TOKEN.findall(text):
+        token = token.replace("’", "'").strip("'_-‐")
+        token = token.replace("_", "")
+        if token and any(ch.isalnum() for ch in token):
+            out.append(token)
+    return out
+
+
+# --- phones ------------------------------------------------------------------------------------
+
+def _spans_to_phones(spans: Sequence[tuple[str, int, int]], t0: float, t1: float) -> list[Phone]:
+    """Frame spans of one chunk → phones from ``t0`` to ``t1`` (the last one reaches ``t1``)."""
+    phones = []
+    for label, a, b in spans:
+        start = min(t1, t0 + a / FRAME_RATE + TIME_SHIFT)
+        end = min(t1, t0 + b / FRAME_RATE + TIME_SHIFT)
+        phones.append(Phone(label, start, end))
+    return _fit(phones, t0, t1)
+
+
+def _aligned_phones(words, entries: Sequence[_Entry], t0: float, t1: float) -> list[Phone]:
+    """Phones of a second-pass alignment with the stress of each transcript word's vowels."""
+    phones = []
+    index = 0
+    for name, spans in words:
+        stresses: tuple[int, ...] = ()
+        if not _FILLER.match(name):
+            stresses = _fit_stresses(entries[index].stresses if index < len(entries) else (),
+                                     sum(1 for label, *_ in spans if _label(label) in VOWELS))
+            index += 1
+        vowel = 0
+        for label, a, b in spans:
+            arpabet = _label(label)
+            stress = 0
+            if arpabet in VOWELS:
+                stress = stresses[vowel] if vowel < len(stresses) else 0
+                vowel += 1
+            start = min(t1, t0 + a / FRAME_RATE + TIME_SHIFT)
+            end = min(t1, t0 + b / FRAME_RATE + TIME_SHIFT)
+            phones.append(Phone(arpabet, start, end, stress))
+    return _fit(phones, t0, t1)
+
+
+def _fit_stresses(stresses: Sequence[int], vowels: int) -> tuple[int, ...]:
+    """Stress pattern of ``len(stresses)`` vowels mapped onto ``vowels`` vowels by position."""
+    if vowels == 0:
+        return ()
+    if len(stresses) == vowels:
+        return tuple(stresses)
+    out = [0] * vowels
+    if not stresses:
+        return tuple(out)
+    for level in (2, 1):  # primary wins where both land on one vowel
+        for k, s in enumerate(stresses):
+            if s == level:
+                pos = 0 if len(stresses) == 1 else round(k * (vowels - 1) / (len(stresses) - 1))
+                out[pos] = s
+    return tuple(out)
+
+
+def _fit(phones: list[Phone], t0: float, t1: float) -> list[Phone]:
+    """Phones made contiguous from ``t0`` to ``t1``; empty ones dropped, the end filled.
+
+    A gap at the end shorter than 30 ms (pocketsphinx's last partial frame) extends the last
+    phone; a longer one is ``SIL``.
+    """
+    out: list[Phone] = []
+    t = t0
+    for p in phones:
+        end = min(max(p.end, t), t1)
+        if end > t:
+            out.append(Phone(p.label, t, end, p.stress))
+            t = end
+    if t < t1:
+        if out and (out[-1].label == SILENCE or t1 - t < 0.03):
+            out[-1] = Phone(out[-1].label, out[-1].start, t1, out[-1].stress)
+        else:
+            out.append(Phone(SILENCE, t, t1))
+    return out
+
+
+def _cover(phones: list[Phone], duration: float) -> list[Phone]:
+    """The final phone list: contiguous from 0 to ``duration``, silences merged, validated."""
+    phones = merge_silences(_fit(phones, 0.0, duration)) if duration > 0 else []
+    validate_phones(phones, "phonemes")
+    return phones
+
+
+# --- audio helpers -----------------------------------------------------------------------------
+
+def _resample(samples: np.ndarray, rate: int) -> np.ndarray:
+    from math import gcd
+
+    from scipy.signal import resample_poly
+
+    g = gcd(int(rate), SAMPLE_RATE)
+    return resample_poly(samples, SAMPLE_RATE // g, int(rate) // g).astype(np.float32)
+
+
+def _frame_rms(samples: np.ndarray, block_frames: int = 6000) -> np.ndarray:
+    """RMS of each 10 ms frame (the last partial frame included), computed a minute at a time."""
+    n_frames = -(-len(samples) // _HOP)
+    out = np.zeros(n_frames, np.float32)
+    for f0 in range(0, n_frames, block_frames):
+        f1 = min(n_frames, f0 + block_frames)
+        block = samples[f0 * _HOP: f1 * _HOP]
+        pad = (f1 - f0) * _HOP - len(block)
+        if pad:
+            block = np.concatenate([block, np.zeros(pad, np.float32)])
+        out[f0:f1] = np.sqrt(np.mean(np.square(block.reshape(-1, _HOP), dtype=np.float64), axis=1))
+    return out
+
+
+def _chunk_bounds(levels: np.ndarray, n_samples: int) -> list[tuple[int, int]]:
+    """Sample ranges of at most :data:`MAX_CHUNK_SECONDS`, cut at the quietest 0.3 s."""
+    max_frames = int(MAX_CHUNK_SECONDS * FRAME_RATE)
+    min_frames = int(MIN_CHUNK_SECONDS * FRAME_RATE)
+    n_frames = len(levels)
+    if n_frames <= max_frames:
+        return [(0, n_samples)] if n_samples else []
+    db = 20 * np.log10(levels.astype(np.float64) + 1e-7)
+    width = 31
+    smooth = np.convolve(db, np.ones(width) / width, mode="same")
+    bounds = []
+    start = 0
+    while n_frames - start > max_frames:
+        lo, hi = start + min_frames, start + max_frames
+        window = smooth[lo:hi]
+        quietest = window.min()
+        # Of the (near-)quietest frames, the middle of the longest run: the middle of a pause.
+        quiet = window <= quietest + 1.0
+        cut = lo + _middle_of_longest_run(quiet)
+        bounds.append((start * _HOP, cut * _HOP))
+        start = cut
+    bounds.append((start * _HOP, n_samples))
+    return bounds
+
+
+def _middle_of_longest_run(mask: np.ndarray) -> int:
+    padded = np.concatenate([[False], mask, [False]])
+    edges = np.flatnonzero(padded[1:] != padded[:-1])
+    starts, ends = edges[::2], edges[1::2]
+    k = int(np.argmax(ends - starts))
+    return int((starts[k] + ends[k]) // 2)
+
+
+def _clock(seconds: float) -> str:
+    minutes, s = divmod(seconds, 60.0)
+    return f"{int(minutes)}:{s:05.2f}"
