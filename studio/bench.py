@@ -89,7 +89,7 @@ def _speech_text(seconds: float) -> str:
     from studio.generate.devcorpus import load_sentences
 
     english = load_sentences()["en"]
-    words_needed = int(seconds * 2.7) + 1  # espeak-ng at 175 wpm speaks ≈ 2.9 words/s with pauses
+    words_needed = int(seconds * 3.3) + 1  # espeak-ng at 175 wpm speaks ≈ 3.2 words/s of this text
     out, count, i = [], 0, 0
     while count < words_needed:
         sentence = english[i % len(english)]
