@@ -192,7 +192,7 @@ _IPA: dict[str, tuple[str, ...]] = {
     "ʔ": (), "ʕ̞": (),
 }
 _IPA_MAX = max(len(k) for k in _IPA)
-_IPA_IGNORED = set("ˈˌːˑ.|‖‿ ͜͡-_'") | {"ʰ", "ʲ", "ʷ", "ˠ", "ˤ", "ⁿ", "ˡ", "ʼ"}
+_IPA_IGNORED = set("ˈˌːˑ.|‖‿ ͜͡-_'") | {"ʰ", "ʲ", "ʷ", "ˠ", "ˤ", "ⁿ", "ˡ", "ʼ", ":"}  # ":" is espeak-ng's ASCII length mark
 
 
 def _strip_ipa(text: str) -> str:
