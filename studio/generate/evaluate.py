@@ -99,13 +99,11 @@ class LipsyncReport:
 
 def evaluate_item(item: EvalItem, *, with_transcript: bool, fps: float = 25.0, seed: int = 0) -> ItemScore:
     """Generate for one item and score it (see the module docstring)."""
-    from studio.audio.features import compute_features
-
     started = time.perf_counter()
     audio = load_audio(item.audio, require_sound=True)
     transcript = item.transcript if with_transcript else None
     result = generate(GenerateRequest(audio, transcript=transcript, language=item.language, fps=fps, seed=seed))
-    features = compute_features(audio)
+    features = result.features
     seconds = time.perf_counter() - started
     gap = mouth_gap(result.motion.values)
     reference = list(item.reference)

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from studio.audio.decode import Audio, load_audio
+from studio.audio.features import AudioFeatures, compute_features
 from studio.audio.phones import Phone
 from studio.core.document import CONDITION_CHANNELS, EMOTIONS
 from studio.core.keypoints import MEAN_FACE
@@ -62,6 +63,7 @@ class GenerateResult:
     warnings: tuple[str, ...]
     seconds: dict[str, float]         # wall time per stage
     duration: float                   # audio length (s)
+    features: AudioFeatures = field(repr=False)  # the features the motion was generated from
 
 
 def _check(request: GenerateRequest) -> None:
@@ -80,7 +82,6 @@ def _check(request: GenerateRequest) -> None:
 def generate(request: GenerateRequest, *, progress: Callable[[float], None] | None = None,
              cancel: Callable[[], bool] | None = None, style: RigStyle = RigStyle()) -> GenerateResult:
     """Run the whole path for one request (see the module docstring)."""
-    from studio.audio.features import compute_features
     from studio.audio.phonemes import Cancelled as PhonemesCancelled
     from studio.audio.phonemes import phones_for
 
@@ -134,7 +135,7 @@ def generate(request: GenerateRequest, *, progress: Callable[[float], None] | No
     motion = Motion(values, float(request.fps), np.asarray(canonical, dtype=np.float32))
     stage_done("motion", t0)
     return GenerateResult(motion, tuple(found.phones), found.method, tuple(found.warnings), seconds,
-                          audio.duration)
+                          audio.duration, features)
 
 
 def phones_motion(phones: Sequence[Phone], duration: float, fps: float, *, features=None, seed: int = 0,

@@ -45,7 +45,7 @@ import numpy as np
 from studio.audio.phones import BILABIALS, GLIDE_VISEME_OF, SILENCE, VISEME_OF, Phone
 from studio.core.document import CONDITION_CHANNELS, EMOTIONS
 from studio.core.keypoints import KEYPOINT_INDEX, NUM_KEYPOINTS
-from studio.core.motion import CHANNEL_INDEX, EXP, NUM_CHANNELS, neutral_motion
+from studio.core.motion import CHANNEL_INDEX, EXP, neutral_motion
 
 ARTICULATION: tuple[str, ...] = ("jaw", "round", "spread", "tuck", "raise")
 
@@ -248,7 +248,7 @@ def rig_motion(phones: Sequence[Phone], *, num_frames: int, fps: float,
     for name in ("brow_inner_l", "brow_inner_r", "brow_outer_l", "brow_outer_r"):
         offsets[:, KEYPOINT_INDEX[name], 1] += brow_lift * (1.0 if "inner" in name else 0.8)
 
-    _close_lips(offsets, phones, times, fps, style)
+    _close_lips(offsets, phones, times, style)
 
     motion = neutral_motion(num_frames).astype(np.float64)
     motion[:, EXP] = offsets.reshape(num_frames, -1)
@@ -349,8 +349,7 @@ def _loudness_gain(features: Prosody, times: np.ndarray) -> np.ndarray:
     return np.clip(1.0 + 0.04 * (window[idx] - level), 0.75, 1.15)
 
 
-def _close_lips(offsets: np.ndarray, phones: Sequence[Phone], times: np.ndarray, fps: float,
-                style: RigStyle) -> None:
+def _close_lips(offsets: np.ndarray, phones: Sequence[Phone], times: np.ndarray, style: RigStyle) -> None:
     """In place: inner lips meet during every p/b/m (≥ one frame) and silence, never cross anywhere."""
     k = KEYPOINT_INDEX
     up, lo = k["lip_upper_center"], k["lip_lower_center"]
@@ -572,5 +571,3 @@ def mouth_gap(motion: np.ndarray) -> np.ndarray:
     lo = CHANNEL_INDEX["exp.lip_lower_center.y"]
     return np.maximum(m[..., up] - m[..., lo], 0.0)
 
-
-assert NUM_CHANNELS == CHANNEL_INDEX["eye.gaze_y"] + 1
