@@ -183,6 +183,73 @@ def test_recognition_of_a_long_file_runs_in_chunks_at_pauses(long_speech):
     assert sum(p.duration for p in speech) < 1.2 * sum(p.duration for p in truth)
 
 
+def test_rescoring_pass_only_turns_heard_phones_into_their_bilabial_counterparts(bob):
+    audio, _ = bob
+    job = phonemes._Job(audio, None, None, 1)
+    pcm = job.pcm(job.chunks[0])
+    loop = phonemes._decode_loop(phonemes._phone_loop(), pcm)
+    chain = phonemes._chain_decoder()
+    heard = [label for label, _, _ in loop.spans if label != SILENCE]
+    assert any(label in phonemes.BILABIAL_ALTERNATIVE for label in heard)
+    counts = []
+    for prior in (1e-6, phonemes.BILABIAL_PRIOR, 1e12):
+        found = phonemes._decode_chain(chain, pcm, loop.spans, prior)
+        labels = [label for label, _, _ in found if label != SILENCE]
+        assert len(labels) == len(heard)  # the same phones, in the same order …
+        for was, now in zip(heard, labels):  # … some of them turned bilabial
+            assert now == was or now == phonemes.BILABIAL_ALTERNATIVE.get(was)
+        counts.append(sum(label in BILABIALS for label in labels))
+    assert counts == sorted(counts) and counts[-1] > counts[0]  # a stronger prior, more closures
+
+
+def test_rescoring_finds_more_lip_closures_than_the_phone_loop():
+    hits = {"loop": 0, "rescored": 0}
+    total = 0
+    for voice in ("en-us", "en-gb", "en-us+f3", "en-us+m3"):
+        audio, truth = _speak(BOB, voice)
+        job = phonemes._Job(audio, None, None, 1)
+        rescored = job.recognize()
+        loop = [p for c in job.chunks for p in c.recognized]
+        for name, found in (("loop", loop), ("rescored", rescored)):
+            hits[name] += _bilabial_hits(found, truth)[0]
+        total += 8
+        # … and none of them in the middle of an open vowel.
+        for v in (p for p in truth if p.label in OPEN_VOWELS):
+            middle = Phone(v.label, v.start + 0.3 * v.duration, v.end - 0.3 * v.duration)
+            assert not any(p.label in BILABIALS and _overlap(p, middle) > 0 for p in rescored), (voice, v)
+    assert hits["rescored"] > hits["loop"]
+
+
+def test_recognition_in_worker_processes_equals_one_process(long_speech, monkeypatch):
+    audio, _, _ = long_speech
+    monkeypatch.setattr(phonemes, "WORKERS", 2)
+    opened = []
+    real_open = phonemes._Pool.open.__func__
+    monkeypatch.setattr(phonemes._Pool, "open", classmethod(lambda cls, n: opened.append(n) or real_open(cls, n)))
+    in_workers = recognize_phones(audio)
+    assert opened and opened[0] >= 3
+    monkeypatch.setattr(phonemes, "WORKERS", 1)
+    assert recognize_phones(audio) == in_workers
+
+
+def test_a_broken_worker_pool_decodes_in_this_process(long_speech, monkeypatch, caplog):
+    from concurrent.futures.process import BrokenProcessPool
+
+    audio, _, text = long_speech
+    monkeypatch.setattr(phonemes, "WORKERS", 1)
+    expected = recognize_phones(audio)
+    monkeypatch.setattr(phonemes, "WORKERS", 2)
+
+    def broken(self, fn, *args):
+        raise BrokenProcessPool("a worker died")
+
+    monkeypatch.setattr(phonemes._Pool, "submit", broken)
+    with caplog.at_level(logging.WARNING, logger="studio.audio.phonemes"):
+        assert recognize_phones(audio) == expected
+        assert phones_for(audio, text).method == "aligned"
+    assert "decoding in this process" in caplog.text
+
+
 def test_recognition_of_silence_and_tiny_audio():
     silence = _audio(np.zeros(16000 * 3))
     assert recognize_phones(silence) == [Phone(SILENCE, 0.0, 3.0)]
@@ -238,6 +305,20 @@ def test_alignment_places_the_transcripts_phones(voice):
     hits, total, onsets = _bilabial_hits(found, truth)
     assert hits == total == 8
     assert np.median(onsets) < 0.03
+
+
+def test_fast_speech_aligns_at_the_higher_frame_rate():
+    # At 400 words/min consonants are shorter than the 30 ms a phone needs at 100 frames/s.
+    audio, truth = _speak(BOB, rate=400)
+    with pytest.raises(AlignmentError):
+        phonemes._Job(audio, None, None, 3, frame_rate=100).align(BOB, "en-us")
+    reports = []
+    found = align_phones(audio, BOB, progress=reports.append)
+    _assert_covers(found, audio)
+    hits, total, errors = _bilabial_hits(found, truth)
+    assert total == 8 and hits >= 7
+    assert np.median(errors) < 0.02
+    assert reports[-1] == 1.0 and all(b > a for a, b in zip(reports, reports[1:]))
 
 
 def test_alignment_carries_stress_and_spells_unknown_words_with_espeak():

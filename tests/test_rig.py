@@ -65,6 +65,17 @@ def test_lips_never_cross_and_open_wide_on_ah():
     assert gap[(t > 4.5)].max() <= CLOSED_GAP  # rest in the final silence
 
 
+def test_lips_close_in_a_pause_only_after_the_sound_before_it_ends():
+    # "…fab pie." ends at 4.05 s: the lips stay apart for RigStyle.silence_delay, then meet.
+    m = _motion(100)
+    gap = mouth_gap(m)
+    t = np.arange(len(m)) / 100
+    assert gap[(t >= 4.00) & (t <= 4.06)].min() > CLOSED_GAP
+    assert gap[(t >= 4.10) & (t <= 4.90)].max() <= CLOSED_GAP
+    # The next sound is anticipated: the lips part before "Pam"'s vowel at 3.07 s … after its P.
+    assert gap[(t >= 3.08) & (t <= 3.15)].min() > CLOSED_GAP
+
+
 def test_rounding_and_labiodental_shapes():
     t = np.array([0.5, 1.5, 2.5])
     phones = [Phone("UW", 0.3, 0.7), Phone("SIL", 0.7, 1.3), Phone("F", 1.3, 1.7), Phone("SIL", 1.7, 2.3),

@@ -176,6 +176,7 @@ class RigStyle:
     lead: float = 0.010            # the mouth leads the audio by this many seconds
     closure_ramp: float = 0.030    # seconds over which a forced lip closure fades out
     close_on_silence: bool = True  # lips meet in silences too (pauses, and stop closures heard as silence)
+    silence_delay: float = 0.030   # … but only this long after the sound before the silence ends
     head_degrees: float = 1.0      # scale of all head motion (nods and sway)
     nod_degrees: float = 3.0       # pitch of a full-strength accent nod
     sway_degrees: float = 2.2      # RMS-ish amplitude of the slow sway while speaking
@@ -359,6 +360,8 @@ def _close_lips(offsets: np.ndarray, phones: Sequence[Phone], times: np.ndarray,
         if p.label not in closing:
             continue
         start, end = p.start - style.lead, p.end - style.lead
+        if p.label == SILENCE:  # the lips anticipate the next sound, not the silence itself
+            start = p.start + style.silence_delay
         lo_i = np.searchsorted(times, start - style.closure_ramp)
         hi_i = np.searchsorted(times, end + style.closure_ramp, side="right")
         if lo_i >= hi_i and p.label == SILENCE:
