@@ -859,11 +859,12 @@ class _Pool:
     def open(cls, tasks: int) -> _Pool | None:
         """A pool of up to :data:`WORKERS` processes for ``tasks`` tasks, or None when one
         process is all there is (or worker processes cannot be started here)."""
+        import multiprocessing
+
         workers = min(WORKERS, tasks)
-        if workers < 2:
+        if workers < 2 or multiprocessing.current_process().daemon:  # a daemon may not have children
             return None
         try:
-            import multiprocessing
             from concurrent.futures import ProcessPoolExecutor
 
             method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
