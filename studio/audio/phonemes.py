@@ -151,7 +151,7 @@ DITHER_DB = -60.0
 SILENT_CHUNK_DB = -50.0
 
 #: Phone-loop recognition settings (tuned on espeak-ng and flite voices: module docstring).
-RECOGNIZER_CONFIG: dict[str, object] = {"lw": 0.5, "cmn": "batch"}
+RECOGNIZER_CONFIG: dict[str, object] = {"lw": 0.5}
 #: The rescoring pass of recognition (module docstring): each recognized phone of these may be
 #: replaced by its bilabial counterpart, which gets this prior weight against the phone heard.
 BILABIAL_ALTERNATIVE = {"T": "P", "K": "P", "TH": "P", "D": "B", "G": "B", "DH": "B", "N": "M", "NG": "M"}
@@ -478,11 +478,12 @@ class _Job:
                 log.warning("worker processes failed (%s); decoding in this process", exc)
         for chunk in (c for c in todo if c.rescored is None):
             self.check_cancel()
+            pcm = self.pcm(chunk)
             if chunk.recognized is None:
-                self._take_loop(chunk, _loop_pcm(self.pcm(chunk), self.frate))
+                self._take_loop(chunk, _loop_pcm(pcm, self.frate))
                 self.step_done(chunk, _LOOP_SHARE)
             self.check_cancel()
-            _, found = _recognize_pcm(self.pcm(chunk), self.frate, chunk.loop_spans, BILABIAL_PRIOR)
+            _, found = _recognize_pcm(pcm, self.frate, chunk.loop_spans, BILABIAL_PRIOR)
             self._take_rescored(chunk, found)
             self.step_done(chunk, 1.0 - _LOOP_SHARE)
         return _cover([p for c in self.chunks for p in c.rescored], self.duration)
@@ -922,8 +923,7 @@ def _phone_word(label: str) -> str:
 
 def _chain_decoder(frame_rate: int = FRAME_RATE):
     """A decoder for the rescoring pass: a dictionary of one word per phone, FSG search."""
-    decoder = pocketsphinx.Decoder(lm=None, dict=None, loglevel="FATAL", bestpath=False, cmn="batch",
-                                   frate=frame_rate)
+    decoder = pocketsphinx.Decoder(lm=None, dict=None, loglevel="FATAL", bestpath=False, frate=frame_rate)
     labels = [p for p in PHONES if p != SILENCE]
     for k, label in enumerate(labels):
         decoder.add_word(_phone_word(label), label, update=k == len(labels) - 1)
