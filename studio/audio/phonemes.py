@@ -93,10 +93,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import multiprocessing
 import os
 import re
 import unicodedata
 from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -839,13 +842,7 @@ def _loop_pcm(pcm: bytes, frame_rate: int) -> _LoopResult:
     return _decode_loop(_phone_loop(frame_rate), pcm)
 
 
-def _pool_errors() -> tuple[type[BaseException], ...]:
-    from concurrent.futures.process import BrokenProcessPool
-
-    return (BrokenProcessPool, OSError, EOFError)
-
-
-_POOL_ERRORS = _pool_errors()  # a worker that died, or could not be started: decode here instead
+_POOL_ERRORS = (BrokenProcessPool, OSError, EOFError)  # a worker died or could not start: decode here
 
 
 class _Pool:
@@ -860,18 +857,14 @@ class _Pool:
     def open(cls, tasks: int) -> _Pool | None:
         """A pool of up to :data:`WORKERS` processes for ``tasks`` tasks, or None when one
         process is all there is (or worker processes cannot be started here)."""
-        import multiprocessing
-
         workers = min(WORKERS, tasks)
         if workers < 2 or multiprocessing.current_process().daemon:  # a daemon may not have children
             return None
         try:
-            from concurrent.futures import ProcessPoolExecutor
-
             method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
             context = multiprocessing.get_context(method)
             return cls(ProcessPoolExecutor(workers, mp_context=context))
-        except (OSError, ValueError, ImportError) as exc:
+        except (OSError, ValueError) as exc:
             log.info("decoding in this process: no worker processes (%s)", exc)
             return None
 
@@ -881,8 +874,6 @@ class _Pool:
     @staticmethod
     def as_completed(futures, check_cancel: Callable[[], None]):
         """``futures`` as they finish; ``check_cancel()`` is called while waiting."""
-        from concurrent.futures import FIRST_COMPLETED, wait
-
         pending = set(futures)
         while pending:
             check_cancel()
@@ -892,8 +883,6 @@ class _Pool:
     @staticmethod
     def result(future, check_cancel: Callable[[], None]):
         """The result of one future, calling ``check_cancel()`` while waiting for it."""
-        from concurrent.futures import wait
-
         while not wait([future], timeout=0.1).done:
             check_cancel()
         return future.result()
