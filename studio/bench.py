@@ -8,7 +8,7 @@ import numpy as np
 
 from studio.core.document import BaseMotion, Project
 from studio.core.fcurve import Interpolation
-from studio.core.motion import EXPRESSION_CHANNELS, EXP, neutral_motion
+from studio.core.motion import EXP, EXPRESSION_CHANNELS, neutral_motion
 
 
 def _median_seconds(fn, repeat: int) -> tuple[float, list[float]]:
@@ -141,4 +141,66 @@ def format_generate(result: dict) -> str:
         shares = ", ".join(f"{k} {100 * v / total:.0f} %" for k, v in r["stages"].items())
         lines.append(f"  {mode:20s} {r['median_seconds']:.2f} s (RTF {r['real_time_factor']:.3f}, phones "
                      f"{r['phones']}): {shares}")
+    return "\n".join(lines)
+
+
+def bench_render(seconds: float = 60.0, frames: int = 100, repeat: int = 3) -> dict:
+    """The portrait renderer (OpenCV backend): frames per second at 512² (the astronaut) and at
+    1920×1080 (the astronaut scaled to 1080 rows on an edge-extended 1920-wide canvas), over rig
+    motion of espeak-ng speech; then the whole job end to end — ``seconds`` of speech → MP4 at
+    512², 25 fps — with each stage's share."""
+    import tempfile
+    from pathlib import Path
+
+    import cv2
+    import soundfile as sf
+
+    from studio.audio.synth import synthesize_espeak
+    from studio.render.contact_sheet import sample_photos
+    from studio.render.face_fit import fit_portrait
+    from studio.render.job import RenderRequest, render_video
+    from studio.render.portrait import PortraitRenderer
+
+    speech = synthesize_espeak(_speech_text(seconds), "en-us")
+    astronaut = sample_photos()["astronaut"]
+    big = cv2.resize(astronaut, (1080, 1080), interpolation=cv2.INTER_CUBIC)
+    big = cv2.copyMakeBorder(big, 0, 0, 420, 420, cv2.BORDER_REFLECT)
+    result = {"audio_seconds": speech.duration, "frames": frames, "repeat": repeat, "sizes": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        wav, photo = Path(tmp) / "speech.wav", Path(tmp) / "astronaut.png"
+        sf.write(wav, speech.samples, speech.sample_rate, subtype="PCM_16")
+        cv2.imwrite(str(photo), astronaut[:, :, ::-1])
+        motion = None
+        for label, image in (("512x512", astronaut), ("1920x1080", big)):
+            fit = fit_portrait(image, name=label)
+            renderer = PortraitRenderer(image, fit)
+            if motion is None:
+                from studio.generate.pipeline import GenerateRequest, generate
+
+                motion = generate(GenerateRequest(wav, canonical_keypoints=fit.canonical_keypoints)).motion.values
+            clip = motion[:frames]
+            runs = []
+            for _ in range(repeat):
+                t0 = time.perf_counter()
+                for frame in clip:
+                    renderer.render(frame)
+                runs.append(len(clip) / (time.perf_counter() - t0))
+            result["sizes"][label] = {"fps": float(np.median(runs)), "all_fps": runs}
+        out = Path(tmp) / "out.mp4"
+        t0 = time.perf_counter()
+        job = render_video(RenderRequest(photo, out, audio=wav))
+        total = time.perf_counter() - t0
+        result["end_to_end"] = {"seconds": total, "frames": job.frames, "stages": job.seconds,
+                                "shares": {k: v / total for k, v in job.seconds.items()}}
+    return result
+
+
+def format_render(result: dict) -> str:
+    lines = [f"portrait renderer, OpenCV backend (median of {result['repeat']} × {result['frames']} frames of rig motion):"]
+    for label, r in result["sizes"].items():
+        lines.append(f"  {label:>10}: {r['fps']:7.1f} frames/s")
+    e = result["end_to_end"]
+    lines.append(f"end to end: {result['audio_seconds']:.1f} s of speech → MP4 512², {e['frames']} frames: {e['seconds']:.2f} s")
+    for stage, share in e["shares"].items():
+        lines.append(f"  {stage:>9}: {e['stages'][stage]:6.2f} s  ({100 * share:4.1f} %)")
     return "\n".join(lines)

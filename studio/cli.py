@@ -30,7 +30,12 @@ from studio.core.fcurve import FCurve, Interpolation
 from studio.core.keypoints import MEAN_FACE
 from studio.core.motion import CHANNELS, NEUTRAL_FRAME
 from studio.core.motion_file import FORMATS, Motion, MotionFileError, format_of
-from studio.core.project_file import EXTENSION, ProjectFileError, load_project, save_project
+from studio.core.project_file import (
+    EXTENSION,
+    ProjectFileError,
+    load_project,
+    save_project,
+)
 
 
 class CommandError(Exception):
@@ -255,12 +260,81 @@ def cmd_bench(args) -> int:
     elif args.what == "generate":
         result = bench.bench_generate(args.seconds, args.repeat)
         print(json.dumps(result, indent=2) if args.json else bench.format_generate(result))
+    elif args.what == "render":
+        result = bench.bench_render(args.seconds, args.frames, args.repeat)
+        print(json.dumps(result, indent=2) if args.json else bench.format_render(result))
     return 0
 
 
+def cmd_render(args) -> int:
+    from studio.render.job import RenderRequest, render_video
+
+    motion = _read_any_motion(Path(args.motion)) if args.motion else None
+    audio = args.audio_file or args.audio
+    if motion is None and audio is None:
+        raise CommandError("give AUDIO to generate from, or --motion FILE (with --audio for the sound)")
+    request = RenderRequest(Path(args.portrait), Path(args.output), audio=Path(audio) if audio else None, motion=motion,
+                            transcript=_transcript(args), language=args.language, emotion=args.emotion,
+                            strength=args.strength, intensity=args.intensity, fps=args.fps, seed=args.seed,
+                            keypoints=Path(args.keypoints) if args.keypoints else None, face_index=args.face,
+                            backend=args.backend, device=args.device, frames_folder=args.png)
+    bar = _ProgressLine("rendering")
+    try:
+        result = render_video(request, progress=bar)
+    finally:
+        bar.close()
+    for warning in result.warnings:
+        print(f"studio: warning: {warning}", file=sys.stderr)
+    stages = ", ".join(f"{k} {v:.2f} s" for k, v in result.seconds.items())
+    print(f"wrote {result.output}: {result.frames} frames at {result.fps:g} fps ({stages})")
+    return 0
+
+
+def cmd_contact_sheet(args) -> int:
+    import cv2
+
+    from studio.render.contact_sheet import contact_sheet, sample_photos
+    from studio.render.face_fit import load_image
+
+    photos = {Path(p).stem: load_image(p) for p in args.photos} if args.photos else sample_photos()
+    sheet = contact_sheet(photos)
+    out = Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(out), sheet[:, :, ::-1]):
+        raise CommandError(f"{out}: could not write the image (unknown extension?)")
+    print(f"wrote {out}: {len(photos)} photo(s) × 10 poses, {sheet.shape[1]}×{sheet.shape[0]}")
+    return 0
+
+
+DEMO_DIR = Path(__file__).resolve().parents[1] / "assets" / "demo"
+
+
 def cmd_demo(args) -> int:
-    raise CommandError("the demo (portrait + speech → MP4 and mesh sequence) needs the rig generator, the "
-                       "portrait renderer and the mesh pipeline, which are not built yet; see README.md")
+    import tempfile
+
+    import cv2
+
+    from studio.render.contact_sheet import sample_photos
+    from studio.render.job import RenderRequest, render_video
+
+    speech = DEMO_DIR / "speech.flac"
+    if not speech.is_file():
+        raise CommandError(f"{speech} is missing: run tools/make_demo_audio.py")
+    out = Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        portrait = Path(tmp) / "astronaut.png"
+        cv2.imwrite(str(portrait), sample_photos()["astronaut"][:, :, ::-1])
+        transcript = (DEMO_DIR / "speech.txt").read_text(encoding="utf-8")
+        bar = _ProgressLine("demo")
+        try:
+            result = render_video(RenderRequest(portrait, out, audio=speech, transcript=transcript), progress=bar)
+        finally:
+            bar.close()
+    stages = ", ".join(f"{k} {v:.2f} s" for k, v in result.seconds.items())
+    print(f"wrote {out}: the astronaut speaking assets/demo/speech.flac, {result.frames} frames ({stages})")
+    print("the mesh-sequence part of the demo arrives with the 3D pipeline (not built yet)")
+    return 0
 
 
 def cmd_gui(args) -> int:
@@ -340,7 +414,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("bench", help="benchmarks (medians of repeated runs)")
-    p.add_argument("what", choices=["core", "generate"], help="core: document evaluation; generate: audio → motion")
+    p.add_argument("what", choices=["core", "generate", "render"],
+                   help="core: document evaluation; generate: audio → motion; render: portrait frames and MP4")
+    p.add_argument("--frames", type=int, default=100, help="render: frames timed per size")
     p.add_argument("--seconds", type=float, default=60.0, help="generate: length of the speech")
     p.add_argument("--minutes", type=float, default=10.0)
     p.add_argument("--fps", type=float, default=25.0)
@@ -349,7 +425,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("demo", help="run the bundled demo headless")
+    p.add_argument("-o", "--output", default="out/demo.mp4", help="MP4 to write (default out/demo.mp4)")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("render", help="portrait + speech (or a motion file) → MP4 with sound, or PNG frames")
+    p.add_argument("portrait", help="photo (PNG, JPEG, …)")
+    p.add_argument("audio", nargs="?", help="speech to generate the motion from (and the sound of the video)")
+    p.add_argument("--motion", help="render this motion file instead of generating one")
+    p.add_argument("--audio", dest="audio_file", help="with --motion: the sound to mux")
+    p.add_argument("-o", "--output", required=True, help="MP4 to write (a folder with --png)")
+    p.add_argument("--png", action="store_true", help="write a PNG sequence into the output folder")
+    text = p.add_mutually_exclusive_group()
+    text.add_argument("--transcript", help="plain-text transcript file (forced alignment)")
+    text.add_argument("--text", help="the transcript, typed")
+    p.add_argument("--language", default="en-us")
+    p.add_argument("--emotion", default="neutral")
+    p.add_argument("--strength", type=float, default=1.0)
+    p.add_argument("--intensity", type=float, default=1.0)
+    p.add_argument("--fps", type=float, default=25.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--keypoints", help="JSON of the 21 keypoints in image pixels (for a face the detector misses)")
+    p.add_argument("--face", type=int, default=0, help="which face when there are several (0: the largest)")
+    p.add_argument("--backend", choices=["opencv", "torch"], default="opencv")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="torch backend's device")
+    p.set_defaults(func=cmd_render)
+
+    p = sub.add_parser("contact-sheet", help="the renderer's key poses on photos, as one PNG to look at")
+    p.add_argument("photos", nargs="*", help="photos (default: scikit-image's astronaut and matplotlib's grace_hopper)")
+    p.add_argument("-o", "--output", default="out/contact_sheet.png")
+    p.set_defaults(func=cmd_contact_sheet)
     return parser
 
 

@@ -18,6 +18,9 @@ from studio.core.project_file import load_project, save_project
 STUDIO = str(Path(sys.executable).with_name("studio"))
 
 
+DEMO_SPEECH = Path(__file__).resolve().parents[1] / "assets" / "demo" / "speech.flac"
+
+
 def run(*args):
     return subprocess.run([STUDIO, *map(str, args)], capture_output=True, text=True, timeout=120)
 
@@ -104,8 +107,43 @@ def test_bench_core_reports_medians():
     assert report["evaluate_all_median_s"] > 0
 
 
-def test_no_arguments_explains_the_gui_is_not_built_and_demo_says_why():
+def test_no_arguments_explains_the_gui_is_not_built():
     result = run()
     assert result.returncode == 1 and "not built yet" in result.stderr and "export-motion" in result.stderr
-    demo = run("demo")
-    assert demo.returncode == 2 and "not built yet" in demo.stderr
+
+
+def test_demo_writes_the_talking_astronaut(tmp_path):
+    from studio.io.video import probe_video
+
+    out = tmp_path / "demo.mp4"
+    demo = run("demo", "-o", str(out))
+    assert demo.returncode == 0, demo.stderr
+    info = probe_video(out)
+    assert (info.width, info.height, info.fps) == (512, 512, 25.0) and info.has_audio
+    assert abs(info.duration - info.audio_duration) < 0.04 and abs(info.audio_start - info.video_start) < 0.04
+
+
+def test_render_a_motion_file_and_a_face_that_is_not_there(tmp_path):
+    import cv2
+    import numpy as np
+
+    from studio.io.video import probe_video
+
+    motion = tmp_path / "m.json"
+    assert run("generate", str(DEMO_SPEECH), "-o", str(motion)).returncode == 0
+    photo = tmp_path / "astronaut.png"
+    import skimage.data
+
+    cv2.imwrite(str(photo), skimage.data.astronaut()[:, :, ::-1])
+    frames = tmp_path / "frames"
+    done = run("render", str(photo), "--motion", str(motion), "--png", "-o", str(frames))
+    assert done.returncode == 0, done.stderr
+    assert len(list(frames.glob("*.png"))) == 161
+    out = tmp_path / "m.mp4"
+    assert run("render", str(photo), "--motion", str(motion), "--audio", str(DEMO_SPEECH), "-o", str(out)).returncode == 0
+    assert probe_video(out).has_audio
+    blank = tmp_path / "wall.png"
+    cv2.imwrite(str(blank), np.full((200, 300, 3), 90, np.uint8))
+    failed = run("render", str(blank), str(DEMO_SPEECH), "-o", str(tmp_path / "x.mp4"))
+    assert failed.returncode == 2 and "no face found" in failed.stderr and "--keypoints" in failed.stderr
+    assert not (tmp_path / "x.mp4").exists()

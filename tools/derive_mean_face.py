@@ -19,6 +19,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from studio.render.contact_sheet import sample_photos  # noqa: F401  (used by tools/derive_mean_dense_face.py)
+from studio.render.face_fit import head_rotation
 from studio.core.keypoints import (
     KEYPOINT_INDEX,
     KEYPOINT_NAMES,
@@ -29,16 +31,6 @@ from studio.core.keypoints import (
 )
 
 KEYPOINTS_FILE = Path(__file__).resolve().parents[1] / "studio" / "core" / "keypoints.py"
-
-
-def sample_photos() -> dict[str, np.ndarray]:
-    """The two real portraits that installed packages ship, as RGB uint8."""
-    import matplotlib.cbook
-    import skimage.data
-
-    with matplotlib.cbook.get_sample_data("grace_hopper.jpg") as f:
-        hopper = cv2.imdecode(np.frombuffer(f.read(), np.uint8), cv2.IMREAD_COLOR)[:, :, ::-1]
-    return {"astronaut": skimage.data.astronaut(), "grace_hopper": np.ascontiguousarray(hopper)}
 
 
 def facemesh_points(rgb: np.ndarray) -> np.ndarray:
@@ -54,15 +46,7 @@ def facemesh_points(rgb: np.ndarray) -> np.ndarray:
     return np.array([[p.x * w, -p.y * h, -p.z * w] for p in lm])
 
 
-def head_frame(points21: np.ndarray) -> np.ndarray:
-    """Rows are the head's x, y, z axes: x along the eye line, y chin → nose bridge, z = x × y."""
-    left, right = eye_centers(points21)
-    ex = left - right
-    ex /= np.linalg.norm(ex)
-    up = points21[KEYPOINT_INDEX["nose_bridge"]] - points21[KEYPOINT_INDEX["chin"]]
-    ey = up - (up @ ex) * ex
-    ey /= np.linalg.norm(ey)
-    return np.stack([ex, ey, np.cross(ex, ey)])
+head_frame = head_rotation  # rows: the head's x, y, z axes (see studio.render.face_fit)
 
 
 def frontal_face(points21: np.ndarray) -> np.ndarray:
