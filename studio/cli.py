@@ -174,6 +174,22 @@ class _ProgressLine:
             print(file=sys.stderr)
 
 
+def _run_job(label: str, job, request):
+    """``job(request, progress=…)`` with a progress line; its warnings printed on stderr."""
+    bar = _ProgressLine(label)
+    try:
+        result = job(request, progress=bar)
+    finally:
+        bar.close()
+    for warning in result.warnings:
+        print(f"studio: warning: {warning}", file=sys.stderr)
+    return result
+
+
+def _stages(seconds: dict[str, float]) -> str:
+    return ", ".join(f"{stage} {value:.2f} s" for stage, value in seconds.items())
+
+
 def cmd_generate(args) -> int:
     from studio.generate.pipeline import GenerateRequest, generate
 
@@ -182,13 +198,7 @@ def cmd_generate(args) -> int:
     request = GenerateRequest(Path(args.audio), transcript=_transcript(args), language=args.language,
                               generator=args.generator, fps=args.fps, seed=args.seed, emotion=args.emotion,
                               strength=args.strength, intensity=args.intensity)
-    bar = _ProgressLine("generating")
-    try:
-        result = generate(request, progress=bar)
-    finally:
-        bar.close()
-    for warning in result.warnings:
-        print(f"studio: warning: {warning}", file=sys.stderr)
+    result = _run_job("generating", generate, request)
     _registry().exporter(f"motion_{fmt}").export(result.motion, out)
     if args.phones:
         from studio.audio.reference import write_phones_json
@@ -278,15 +288,8 @@ def cmd_render(args) -> int:
                             strength=args.strength, intensity=args.intensity, fps=args.fps, seed=args.seed,
                             keypoints=Path(args.keypoints) if args.keypoints else None, face_index=args.face,
                             backend=args.backend, device=args.device, frames_folder=args.png)
-    bar = _ProgressLine("rendering")
-    try:
-        result = render_video(request, progress=bar)
-    finally:
-        bar.close()
-    for warning in result.warnings:
-        print(f"studio: warning: {warning}", file=sys.stderr)
-    stages = ", ".join(f"{k} {v:.2f} s" for k, v in result.seconds.items())
-    print(f"wrote {result.output}: {result.frames} frames at {result.fps:g} fps ({stages})")
+    result = _run_job("rendering", render_video, request)
+    print(f"wrote {result.output}: {result.frames} frames at {result.fps:g} fps ({_stages(result.seconds)})")
     return 0
 
 
@@ -326,13 +329,9 @@ def cmd_demo(args) -> int:
         portrait = Path(tmp) / "astronaut.png"
         cv2.imwrite(str(portrait), sample_photos()["astronaut"][:, :, ::-1])
         transcript = (DEMO_DIR / "speech.txt").read_text(encoding="utf-8")
-        bar = _ProgressLine("demo")
-        try:
-            result = render_video(RenderRequest(portrait, out, audio=speech, transcript=transcript), progress=bar)
-        finally:
-            bar.close()
-    stages = ", ".join(f"{k} {v:.2f} s" for k, v in result.seconds.items())
-    print(f"wrote {out}: the astronaut speaking assets/demo/speech.flac, {result.frames} frames ({stages})")
+        result = _run_job("demo", render_video, RenderRequest(portrait, out, audio=speech, transcript=transcript))
+    print(f"wrote {out}: the astronaut speaking assets/demo/speech.flac, {result.frames} frames "
+          f"({_stages(result.seconds)})")
     print("the mesh-sequence part of the demo arrives with the 3D pipeline (not built yet)")
     return 0
 

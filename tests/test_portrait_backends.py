@@ -20,9 +20,14 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from studio.core.motion import CHANNEL_INDEX  # noqa: E402
+from studio.render.contact_sheet import sample_photos  # noqa: E402
 from studio.render.face_fit import fit_portrait  # noqa: E402
 from studio.render.portrait import PortraitRenderer  # noqa: E402
-from studio.render.portrait_torch import TorchPortraitRenderer, create_renderer, resolve_device  # noqa: E402
+from studio.render.portrait_torch import (  # noqa: E402
+    TorchPortraitRenderer,
+    create_renderer,
+    resolve_device,
+)
 
 REPOSITORY_ROOT = Path(__file__).resolve().parents[1]
 PHOTOS = ("astronaut", "grace_hopper", "astronaut_1600")
@@ -31,17 +36,9 @@ JAW_KEYS = ("lip_lower_center", "lip_lower_l", "lip_lower_r", "chin")
 
 
 def _photo(name: str) -> np.ndarray:
-    if name == "grace_hopper":
-        import matplotlib.cbook
-
-        with matplotlib.cbook.get_sample_data("grace_hopper.jpg") as f:
-            bgr = cv2.imdecode(np.frombuffer(f.read(), np.uint8), cv2.IMREAD_COLOR)
-        return np.ascontiguousarray(bgr[:, :, ::-1])
-    skimage_data = pytest.importorskip("skimage.data")
-    image = skimage_data.astronaut()
     if name == "astronaut_1600":
-        image = cv2.resize(image, (1600, 1600), interpolation=cv2.INTER_CUBIC)
-    return image
+        return cv2.resize(sample_photos()["astronaut"], (1600, 1600), interpolation=cv2.INTER_CUBIC)
+    return sample_photos()[name]
 
 
 @pytest.fixture(scope="module")
@@ -134,8 +131,8 @@ def test_a_combined_frame_sequence(renderers):
     frames[:, CHANNEL_INDEX["pose.pitch"]] = (6.0, -4.0)
     frames[:, CHANNEL_INDEX["eye.gaze_x"]] = (0.5, -0.7)
     frames[:, CHANNEL_INDEX["eye.blink_r"]] = (0.5, 0.0)
-    for expected, actual in zip(opencv.render_frames(frames), torch_cpu.render_frames(frames)):
-        assert_same_picture(expected, actual)
+    for frame in frames:
+        assert_same_picture(opencv.render(frame), torch_cpu.render(frame))
 
 
 def test_a_mouth_reaching_out_of_the_working_region(photos):

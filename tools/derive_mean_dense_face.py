@@ -14,10 +14,10 @@ import json
 from pathlib import Path
 
 import numpy as np
-from derive_mean_face import sample_photos
 from scipy.optimize import linear_sum_assignment
 from scipy.spatial.distance import cdist
 
+from studio.render.contact_sheet import sample_photos
 from studio.render.face_fit import fit_portrait
 from studio.render.face_mesh import NUM_LANDMARKS
 

@@ -19,16 +19,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from studio.render.contact_sheet import sample_photos  # noqa: F401  (used by tools/derive_mean_dense_face.py)
-from studio.render.face_fit import head_rotation
 from studio.core.keypoints import (
     KEYPOINT_INDEX,
     KEYPOINT_NAMES,
     MEDIAPIPE_INDICES,
     MIRROR_PERMUTATION,
-    eye_centers,
     normalize_face,
 )
+from studio.render.contact_sheet import sample_photos
+from studio.render.face_fit import head_rotation
 
 KEYPOINTS_FILE = Path(__file__).resolve().parents[1] / "studio" / "core" / "keypoints.py"
 
@@ -46,12 +45,9 @@ def facemesh_points(rgb: np.ndarray) -> np.ndarray:
     return np.array([[p.x * w, -p.y * h, -p.z * w] for p in lm])
 
 
-head_frame = head_rotation  # rows: the head's x, y, z axes (see studio.render.face_fit)
-
-
 def frontal_face(points21: np.ndarray) -> np.ndarray:
     """The 21 keypoints with the head's own rotation removed, in face units."""
-    return normalize_face(points21 @ head_frame(points21).T)
+    return normalize_face(points21 @ head_rotation(points21).T)
 
 
 def mirror(face: np.ndarray) -> np.ndarray:

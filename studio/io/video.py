@@ -481,9 +481,7 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
     path = Path(path)
     try:
         with av.open(str(path)) as container:
-            if not container.streams.video:
-                raise ValueError(f"{path}: has no video stream")
-            video = container.streams.video[0]
+            video = _first_video_stream(container, path)
             fps = float(video.average_rate or video.guessed_rate or video.base_rate or 0)
             num_frames = int(video.frames) or sum(
                 1 for packet in container.demux(video) if packet.size)
@@ -509,6 +507,12 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
     return info
 
 
+def _first_video_stream(container, path: Path):
+    if not container.streams.video:
+        raise ValueError(f"{path}: has no video stream")
+    return container.streams.video[0]
+
+
 def _start_seconds(stream) -> float:
     return float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
 
@@ -518,9 +522,7 @@ def read_frames(path: str | os.PathLike) -> Iterator[np.ndarray]:
     path = Path(path)
     try:
         with av.open(str(path)) as container:
-            if not container.streams.video:
-                raise ValueError(f"{path}: has no video stream")
-            stream = container.streams.video[0]
+            stream = _first_video_stream(container, path)
             stream.thread_type = "AUTO"
             for frame in container.decode(stream):
                 yield frame.to_ndarray(format="rgb24")

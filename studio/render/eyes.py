@@ -44,24 +44,28 @@ class EyeEditor:
         self._work = image.copy()
         self._eyes = [e for e in (_prepare(image, fit, fm.EYE_R_RING, fm.IRIS_R),
                                   _prepare(image, fit, fm.EYE_L_RING, fm.IRIS_L)) if e is not None]
-        self._dirty = False
+        self.edited = False  # whether the last edit() changed the photo (its eye boxes)
+
+    @property
+    def boxes(self) -> list[tuple[int, int, int, int]]:
+        """The photo regions (x0, y0, x1, y1) an edit may change: one per eye."""
+        return [eye.box for eye in self._eyes]
 
     def edit(self, frame: np.ndarray) -> np.ndarray:
         """The photo with the frame's gaze applied (a buffer reused between calls: copy to keep)."""
         gaze = np.array([frame[CHANNEL_INDEX["eye.gaze_x"]], -frame[CHANNEL_INDEX["eye.gaze_y"]]])
         gaze = np.clip(gaze, -1.0, 1.0)
-        if self._dirty:
-            for eye in self._eyes:
-                x0, y0, x1, y1 = eye.box
+        if self.edited:
+            for x0, y0, x1, y1 in self.boxes:
                 self._work[y0:y1, x0:x1] = self.image[y0:y1, x0:x1]
-            self._dirty = False
+            self.edited = False
         shifts = [gaze * eye.travel for eye in self._eyes]
         if all(np.abs(s).max() < MIN_SHIFT for s in shifts):
             return self._work
         for eye, shift in zip(self._eyes, shifts):
             x0, y0, x1, y1 = eye.box
             self._work[y0:y1, x0:x1] = _shifted_eye(eye, shift)
-        self._dirty = True
+        self.edited = True
         return self._work
 
 

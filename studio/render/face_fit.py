@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import cv2
@@ -196,7 +196,7 @@ def _fit_landmarks(landmarks: np.ndarray, image_size, source: str, faces_found: 
     rest[up], rest[low] = face[up] - middle, face[low] - middle
     if abs(rest[up, 1] - rest[low, 1]) < CLOSED_LIPS:  # closed already (within a pixel or so)
         rest[:] = 0.0
-    return FaceFit(fit.image_size, landmarks, rotation, scale, translation, rest, source, faces_found)
+    return replace(fit, rest_offsets=rest)
 
 
 # --- the manual path -----------------------------------------------------------------------------

@@ -70,6 +70,7 @@ def render_video(request: RenderRequest, *, progress: Callable[[float], None] | 
     """Runs the job; ``progress`` gets 0…1 over the whole job, ``cancel()`` True stops it
     (:class:`studio.io.video.ExportCancelled`, nothing left behind)."""
     from studio.io.video import ExportCancelled, write_mp4, write_png_sequence
+    from studio.render.portrait_torch import create_renderer  # imports torch for that backend only
 
     seconds: dict[str, float] = {}
     report = progress or (lambda fraction: None)
@@ -99,14 +100,7 @@ def render_video(request: RenderRequest, *, progress: Callable[[float], None] | 
         raise ExportCancelled("cancelled")
 
     t0 = time.perf_counter()
-    if request.backend == "opencv":
-        from studio.render.portrait import PortraitRenderer
-
-        renderer = PortraitRenderer(image, fit)
-    else:
-        from studio.render.portrait_torch import create_renderer
-
-        renderer = create_renderer(image, fit, backend=request.backend, device=request.device)
+    renderer = create_renderer(image, fit, backend=request.backend, device=request.device)
     render_time = [time.perf_counter() - t0]
     values = np.asarray(motion.values, dtype=np.float64)
 

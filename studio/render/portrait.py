@@ -23,7 +23,6 @@ backends differ in the per-pixel work (the map, the lookup, the compositing).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import cv2
@@ -70,6 +69,7 @@ class PortraitRenderer:
         x0, y0, x1, y1 = self.mesh.region
         self.step = 1 if (x1 - x0) * (y1 - y0) <= FULL_RES_MAP_PIXELS else 2
         self.source_points = self._vertices(self.rig.rest_frame()[None])[0]
+        self._source_triangles = self.source_points[self.mesh.triangles][..., :2]  # (F, 3, 2): fixed
         self.eyes = EyeEditor(self.image, fit)
         self.mouth = MouthPainter(self.image, fit, self.source_points)
 
@@ -102,8 +102,7 @@ class PortraitRenderer:
         ox, oy, step, h, w = self.grid()
         tri = self.mesh.triangles
         dst = vertices[tri]  # (F, 3, 3)
-        src = self.source_points[tri][..., :2]
-        affine, ok = _affines(dst[..., :2], src)
+        affine, ok = _affines(dst[..., :2], self._source_triangles)
         depth = np.where(self.mesh.behind, -np.inf, dst[..., 2].mean(1))
         ids = np.full((h, w), -1, dtype=np.int32)
         corners = (dst[..., :2] - (ox, oy)) / step  # grid coordinates
@@ -129,17 +128,6 @@ class PortraitRenderer:
         out[y0:y1, x0:x1] = cv2.remap(source, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         self.mouth.paint(out, vertices)
         return out
-
-    def render_frames(self, frames: np.ndarray, *, progress: Callable[[float], None] | None = None,
-                      cancel: Callable[[], bool] | None = None) -> Iterator[np.ndarray]:
-        """Pictures of every frame of a motion track (T, 74), one at a time."""
-        frames = np.atleast_2d(np.asarray(frames, dtype=np.float64))
-        for k, frame in enumerate(frames):
-            if cancel is not None and cancel():
-                return
-            yield self.render(frame)
-            if progress is not None:
-                progress((k + 1) / len(frames))
 
     def _map(self, ids: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Photo coordinates (float32 maps) of every working-region pixel."""

@@ -17,14 +17,13 @@ Everything is vectorized over frames; nothing here touches pixels.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from studio.core.keypoints import KEYPOINT_INDEX, MEDIAPIPE_INDICES, NUM_KEYPOINTS
 from studio.core.motion import (
     CHANNEL_INDEX,
     EXP,
+    NEUTRAL_FRAME,
     ROTATION,
     SCALE,
     TRANSLATION,
@@ -50,14 +49,6 @@ _EYES = (  # (upper margin, lower margin, upper-lid key, lower-lid key, blink ch
 )
 
 
-@dataclass(frozen=True)
-class FramePoints:
-    """Dense landmarks of frames: ``points`` (T, 478, 3) in image coordinates (x right, y down,
-    z toward the viewer, pixels)."""
-
-    points: np.ndarray
-
-
 class PortraitRig:
     """The dense geometry of one fitted portrait, driven by motion frames."""
 
@@ -74,7 +65,7 @@ class PortraitRig:
         m = np.atleast_2d(np.asarray(frames, dtype=np.float64))
         delta = m[:, EXP].reshape(len(m), NUM_KEYPOINTS, 3)
         offsets = np.einsum("nk,tkd->tnd", self.weights, delta)
-        for (upper, lower, *_, channel), (moves, _) in zip(_EYES, self._lids):
+        for (*_, channel), moves in zip(_EYES, self._lids):
             blink = np.clip(m[:, CHANNEL_INDEX[channel]], 0.0, 1.0)
             offsets += blink[:, None, None] * moves[None]
         rot = rotation_matrices(m[:, ROTATION.start], m[:, ROTATION.start + 1], m[:, ROTATION.start + 2])
@@ -84,8 +75,6 @@ class PortraitRig:
 
     def rest_frame(self) -> np.ndarray:
         """The motion frame (74,) that gives back the photo: its own expression, no pose change."""
-        from studio.core.motion import NEUTRAL_FRAME
-
         frame = NEUTRAL_FRAME.astype(np.float64).copy()
         frame[EXP] = self.fit.rest_offsets.reshape(-1)
         return frame
@@ -149,8 +138,8 @@ def _eye_sides(face: np.ndarray, upper: tuple[int, ...], lower: tuple[int, ...])
     return above, below
 
 
-def _lid_pull(face: np.ndarray, upper: tuple[int, ...], lower: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """The offsets (478, 3) of a full blink of one eye, and the mask of the points it moves."""
+def _lid_pull(face: np.ndarray, upper: tuple[int, ...], lower: tuple[int, ...]) -> np.ndarray:
+    """The offsets (478, 3) of a full blink of one eye."""
     up, low = face[list(upper)], face[list(lower)]
     closing = low + LID_CLOSING_LINE * (up - low)
     moves_margin = np.concatenate([closing - up, closing - low])  # per margin point
@@ -167,4 +156,4 @@ def _lid_pull(face: np.ndarray, upper: tuple[int, ...], lower: tuple[int, ...]) 
     moves = weights @ moves_margin
     moves[ids] = moves_margin
     moves[[upper[0], upper[-1]]] = 0.0  # corners
-    return moves, np.abs(moves).sum(1) > 0
+    return moves

@@ -118,8 +118,6 @@ class TorchPortraitRenderer(PortraitRenderer):
         self._to_grid = (2.0 / max(W - 1, 1), 2.0 / max(H - 1, 1))  # align_corners=True: ±1 = end pixels
         self._grid_key = None  # the map's sampling grid (PortraitRenderer.grid) and its coordinates
         self._xs = self._ys = None
-        eyes = getattr(self.eyes, "_eyes", None)
-        self._eye_boxes = None if eyes is None else [e.box for e in eyes]  # None: upload the whole photo
         self._eyes_edited = False
 
     # --- pixels ----------------------------------------------------------------------------------
@@ -158,11 +156,8 @@ class TorchPortraitRenderer(PortraitRenderer):
         import torch
 
         source = self.eyes.edit(frame)
-        edited = bool(getattr(self.eyes, "_dirty", True))
-        if self._eye_boxes is None:
-            boxes = [(0, 0, source.shape[1], source.shape[0])] if (edited or self._eyes_edited) else []
-        else:
-            boxes = self._eye_boxes if (edited or self._eyes_edited) else []
+        edited = self.eyes.edited
+        boxes = self.eyes.boxes if (edited or self._eyes_edited) else []  # edited now, or restored now
         for x0, y0, x1, y1 in boxes:
             patch = torch.from_numpy(np.ascontiguousarray(source[y0:y1, x0:x1])).to(self.device)
             self._source[0, :, y0:y1, x0:x1] = patch.permute(2, 0, 1).to(torch.float32)
