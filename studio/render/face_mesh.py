@@ -63,6 +63,24 @@ def surface_triangles() -> np.ndarray:
     return np.array(sorted(triangles), dtype=np.int64)
 
 
+@cache
+def rings_from_outline() -> np.ndarray:
+    """Each landmark's ring (NUM_LANDMARKS,): its number of tessellation edges from the
+    face outline (0 on ``FACE_OVAL``); the irises, not on the surface, get −1."""
+    triangles = surface_triangles()
+    edges = np.concatenate([triangles[:, [0, 1]], triangles[:, [1, 2]], triangles[:, [2, 0]]])
+    rings = np.full(NUM_LANDMARKS, -1, dtype=np.int64)
+    rings[list(FACE_OVAL)] = 0
+    frontier, ring = np.array(FACE_OVAL), 0
+    while len(frontier):
+        ring += 1
+        step = np.isin(edges, frontier)
+        reached = np.unique(np.concatenate([edges[step[:, 0], 1], edges[step[:, 1], 0]]))
+        frontier = reached[rings[reached] < 0]
+        rings[frontier] = ring
+    return rings
+
+
 def strip_triangles(upper: tuple[int, ...], lower: tuple[int, ...]) -> np.ndarray:
     """Triangles filling the opening between two contours that share their end points (a mouth
     or an eye): a strip of quads split along the diagonal, corners as fans."""

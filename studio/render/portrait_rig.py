@@ -8,6 +8,14 @@ seam and those of the upper lip do not pull points below it; the lids' keypoints
 their side of each eye — so opening the jaw parts the lips instead of stretching a membrane
 across the mouth. A keypoint's own landmark moves exactly as the keypoint does.
 
+Head turns: FaceMesh's outermost rings of landmarks sit on the sides of the face, seen at a grazing
+angle, so a rigid rotation of the dense face moves them very unevenly — a yaw toward the camera
+stretches the photo's thin foreshortened band there several-fold (streaks), a yaw away folds it.
+So within ``RELAX_RINGS`` rings of the outline (keypoint landmarks excepted) the displacement that
+pose causes is replaced by the harmonic interpolation (cotangent weights on the photo's face) of
+the displacements of the outline and of the inner face: the change is spread evenly across the
+band, and pose-free frames (the photo itself, expressions) are untouched.
+
 Blinks (``eye.blink_l``/``_r``) bring each upper-lid margin point down onto the lid's closing
 line (the lower margin, raised a little), the lower margin up to it, and the lid skin above with
 them, fading toward the brow; at 1 the margins meet.
@@ -38,6 +46,8 @@ PULL_WIDTH = 0.28
 PULL_REACH = 0.55
 #: Reach of a blink's pull on the lid skin above and below the margins (face units).
 LID_WIDTH = 0.09
+#: Rings of landmarks inside the face outline whose pose displacement is relaxed (see above).
+RELAX_RINGS = 3
 #: Where a closed lid's margins meet, from the lower margin (0) to the upper one (1).
 LID_CLOSING_LINE = 0.2
 
@@ -59,6 +69,7 @@ class PortraitRig:
         # The canonical dense face: the photo's landmarks with its own expression (parted lips) taken off.
         self.canonical = self.face - self.weights @ fit.rest_offsets
         self._lids = [_lid_pull(self.canonical, upper, lower) for upper, lower, *_ in _EYES]
+        self._band, self._known, self._relax = _relaxation(self.canonical)
 
     def points(self, frames: np.ndarray) -> np.ndarray:
         """Dense landmarks (T, 478, 3) in image coordinates for motion frames (T, 74)."""
@@ -69,15 +80,42 @@ class PortraitRig:
             blink = np.clip(m[:, CHANNEL_INDEX[channel]], 0.0, 1.0)
             offsets += blink[:, None, None] * moves[None]
         rot = rotation_matrices(m[:, ROTATION.start], m[:, ROTATION.start + 1], m[:, ROTATION.start + 2])
-        rotated = np.einsum("nj,tij->tni", self.canonical, rot)
-        face = m[:, SCALE, None, None] * (rotated + offsets) + m[:, None, TRANSLATION]
-        return self.fit.to_image(face)
+        scale = m[:, SCALE, None, None]
+        posed = scale * np.einsum("nj,tij->tni", self.canonical, rot) + m[:, None, TRANSLATION]
+        moved = posed[:, self._known] - self.canonical[self._known]
+        posed[:, self._band] = self.canonical[self._band] + np.einsum("bk,tkd->tbd", self._relax, moved)
+        return self.fit.to_image(posed + scale * offsets)
 
     def rest_frame(self) -> np.ndarray:
         """The motion frame (74,) that gives back the photo: its own expression, no pose change."""
         frame = NEUTRAL_FRAME.astype(np.float64).copy()
         frame[EXP] = self.fit.rest_offsets.reshape(-1)
         return frame
+
+
+def _relaxation(face: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The band of landmarks whose pose displacement is relaxed, the landmarks that keep theirs,
+    and the (band, known) matrix giving the band's displacement as the harmonic interpolation of
+    the known ones' (the discrete Dirichlet problem with cotangent weights on ``face``'s x, y)."""
+    triangles = fm.surface_triangles()
+    rings = fm.rings_from_outline()
+    band = np.flatnonzero((rings >= 1) & (rings <= RELAX_RINGS))
+    band = np.setdiff1d(band, MEDIAPIPE_INDICES)
+    known = np.setdiff1d(np.arange(len(face)), band)
+    n = len(face)
+    weights = np.zeros((n, n))
+    xy = face[:, :2]
+    for k in range(3):  # the angle at corner k weights the opposite edge (i, j)
+        o, i, j = triangles[:, k], triangles[:, (k + 1) % 3], triangles[:, (k + 2) % 3]
+        u, v = xy[i] - xy[o], xy[j] - xy[o]
+        cross = np.abs(u[:, 0] * v[:, 1] - u[:, 1] * v[:, 0])
+        cot = (u * v).sum(1) / np.maximum(cross, 1e-12)
+        np.add.at(weights, (i, j), 0.5 * cot)
+        np.add.at(weights, (j, i), 0.5 * cot)
+    weights = np.maximum(weights, 0.0)  # obtuse angles: no negative weights (a maximum principle)
+    laplacian = np.diag(weights.sum(1)) - weights
+    relax = np.linalg.solve(laplacian[np.ix_(band, band)], -laplacian[np.ix_(band, known)])
+    return band, known, relax
 
 
 def _pull_weights(face: np.ndarray) -> np.ndarray:
