@@ -22,10 +22,13 @@ FULL_OPENING = 0.05
 #: Teeth heights at the middle of the mouth, as shares of the mouth's width at rest.
 UPPER_TEETH = 0.11
 LOWER_TEETH = 0.07
-#: Where the teeth have gaps between them, in u (−1 … 1) along the mouth.
-UPPER_GAPS = (0.0, 0.24, -0.24, 0.44, -0.44)
-LOWER_GAPS = (0.14, -0.14, 0.34, -0.34)
-TEETH_RGB = np.array([200.0, 190.0, 172.0])
+#: Where one tooth meets the next, in u (−1 … 1) along the mouth, from the middle out: incisors,
+#: canines, premolars (the last bound is where the visible row ends).
+UPPER_TEETH_BOUNDS = (0.0, 0.25, 0.45, 0.61, 0.75, 0.86)
+LOWER_TEETH_BOUNDS = (0.0, 0.15, 0.3, 0.46, 0.64, 0.82)
+#: Teeth in neutral light; tinted toward the photo's skin tone (its light) by ``TEETH_TINT``.
+TEETH_RGB = np.array([214.0, 204.0, 186.0])
+TEETH_TINT = 0.35
 _AA = 3
 
 
@@ -38,11 +41,12 @@ class MouthPainter:
         self.rest_gap = _gap(src)
         self.rest_width = float(np.linalg.norm(src[fm.LIP_INNER_UPPER[-1], :2] - src[fm.LIP_INNER_UPPER[0], :2]))
         lips = _lip_colour(image, src)
-        skin = _skin_luminance(image, src)
-        light = float(np.clip(skin / 170.0, 0.5, 1.05))
+        skin = _skin_colour(image, src)
+        light = float(np.clip(skin.mean() / 170.0, 0.5, 1.05))
         self.cavity = lips * 0.13 + np.array([6.0, 2.0, 2.0])
         self.tongue = (0.55 * lips + 0.45 * np.array([175.0, 85.0, 85.0])) * 0.72 * light
-        self.teeth = TEETH_RGB * light
+        tint = (np.maximum(skin, 1.0) / max(float(skin.mean()), 1.0)) ** TEETH_TINT
+        self.teeth = np.clip(TEETH_RGB * light * tint, 0.0, 245.0)
 
     def opacity(self, points: np.ndarray) -> float:
         """How much of the drawn interior shows for a frame's vertices: 0 … 1."""
@@ -103,14 +107,17 @@ class MouthPainter:
         tongue = _soft_step(v - tongue_top, 1.5) * (np.abs(u) < 0.8)
         shade = 0.75 + 0.25 * np.clip((v - tongue_top) / max(1.0, 0.1 * size), 0.0, 1.0)
         out = _over(out, self.tongue * shade[..., None], tongue)
-        # Teeth: shaded darker toward the corners and along the gaps between them.
-        lower_top = v_low - LOWER_TEETH * size * taper
-        lower = _soft_step(v - lower_top, 1.0) * (np.abs(u) < 0.82)
-        out = _over(out, self.teeth * _teeth_shade(u, LOWER_GAPS, width)[..., None] * 0.9, lower)
-        upper_bottom = v_up + UPPER_TEETH * size * taper
-        upper = _soft_step(upper_bottom - v, 1.0) * (np.abs(u) < 0.86)
-        edge = 1.0 - 0.18 * np.clip((v - v_up) / max(1.0, UPPER_TEETH * size), 0.0, 1.0)
-        out = _over(out, self.teeth * (_teeth_shade(u, UPPER_GAPS, width) * edge)[..., None], upper)
+        # Teeth: one rounded crown per tooth between its neighbours' gaps, lit in the middle.
+        pixel = 2.0 / width  # one pixel in u
+        lower_height = LOWER_TEETH * size * taper * _crowns(u, LOWER_TEETH_BOUNDS, pixel)
+        lower_top = v_low - lower_height
+        lower = _soft_step(v - lower_top, 1.0) * _soft_step(LOWER_TEETH_BOUNDS[-1] - np.abs(u), pixel)
+        lower_shade = _teeth_shade(u, LOWER_TEETH_BOUNDS, pixel) * _edge_shade(v_low - v, lower_height)
+        out = _over(out, self.teeth * (0.9 * lower_shade)[..., None], lower)
+        upper_height = UPPER_TEETH * size * taper * _crowns(u, UPPER_TEETH_BOUNDS, pixel)
+        upper = _soft_step(v_up + upper_height - v, 1.0) * _soft_step(UPPER_TEETH_BOUNDS[-1] - np.abs(u), pixel)
+        upper_shade = _teeth_shade(u, UPPER_TEETH_BOUNDS, pixel) * _edge_shade(v - v_up, upper_height)
+        out = _over(out, self.teeth * upper_shade[..., None], upper)
         # A shadow under the upper lip and at the corners.
         lip_shadow = 1.0 - 0.35 * np.exp(-np.maximum(v - v_up, 0.0) / max(1.0, 0.03 * size))
         corner_shadow = 1.0 - 0.6 * np.clip((np.abs(u) - 0.6) / 0.4, 0.0, 1.0)
@@ -137,12 +144,38 @@ def _over(under: np.ndarray, colour: np.ndarray, alpha: np.ndarray) -> np.ndarra
     return under * (1.0 - a) + colour * a
 
 
-def _teeth_shade(u: np.ndarray, gaps: tuple[float, ...], width: float) -> np.ndarray:
-    shade = 1.0 - 0.5 * np.clip(np.abs(u) - 0.2, 0.0, None) ** 1.5
-    pixel = 2.0 / max(width, 1.0)  # one pixel in u
-    for g in gaps:
-        shade = shade * (1.0 - 0.12 * np.exp(-((u - g) / (0.8 * pixel)) ** 2))
+def _tooth_coordinate(u: np.ndarray, bounds: tuple[float, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Per pixel: where it sits across its tooth (−1 … 1, 0 in the middle) and its distance to
+    the nearest gap (in u). Teeth mirror about the middle of the mouth."""
+    b = np.asarray(bounds, dtype=np.float32)
+    a = np.abs(u)
+    k = np.clip(np.searchsorted(b, a), 1, len(b) - 1)
+    lo, hi = b[k - 1], b[k]
+    across = (2.0 * (a - lo) / (hi - lo) - 1.0).clip(-1.0, 1.0)
+    return across, np.minimum(a - lo, hi - a).clip(0.0, None)
+
+
+def _crowns(u: np.ndarray, bounds: tuple[float, ...], pixel: float) -> np.ndarray:
+    """The height of the teeth along the mouth, as a share of the full height: each crown's
+    biting edge rounds off toward its gaps, and the row shortens toward the corners."""
+    across, _ = _tooth_coordinate(u, bounds)
+    return (1.0 - 0.22 * np.abs(across) ** 4) * (1.0 - 0.3 * np.clip(np.abs(u) - 0.45, 0.0, None))
+
+
+def _teeth_shade(u: np.ndarray, bounds: tuple[float, ...], pixel: float) -> np.ndarray:
+    """Light on the teeth: brightest on the middle of each crown (they are rounded), darker toward
+    the corners of the mouth, and a dark line about a pixel wide at every gap."""
+    across, to_gap = _tooth_coordinate(u, bounds)
+    shade = (1.0 - 0.14 * across ** 2) * (1.0 - 0.5 * np.clip(np.abs(u) - 0.2, 0.0, None) ** 1.5)
+    shade = shade * (1.0 - 0.25 * np.exp(-(to_gap / (0.8 * pixel)) ** 2))
     return shade.astype(np.float32)
+
+
+def _edge_shade(from_root: np.ndarray, height: np.ndarray) -> np.ndarray:
+    """Along a tooth from its root (under the lip) to its biting edge: the edge is thinner and a
+    little translucent, so it darkens over its last fifth."""
+    t = np.clip(from_root / np.maximum(height, 1.0), 0.0, 1.0)
+    return (1.0 - 0.22 * np.clip((t - 0.8) / 0.2, 0.0, 1.0)).astype(np.float32)
 
 
 def _lip_colour(image: np.ndarray, points: np.ndarray) -> np.ndarray:
@@ -157,13 +190,13 @@ def _lip_colour(image: np.ndarray, points: np.ndarray) -> np.ndarray:
     return image[mask > 0].reshape(-1, 3).astype(np.float64).mean(0)
 
 
-def _skin_luminance(image: np.ndarray, points: np.ndarray) -> float:
-    """Mean luminance of the cheeks and forehead (small patches around a few surface landmarks)."""
+def _skin_colour(image: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Mean RGB of the cheeks and forehead (small patches around a few surface landmarks)."""
     h, w = image.shape[:2]
     values = []
     for index in (50, 280, 151, 9):  # cheeks, forehead, between the brows
         x, y = np.round(points[index, :2]).astype(int)
         patch = image[max(0, y - 3):min(h, y + 4), max(0, x - 3):min(w, x + 4)]
         if patch.size:
-            values.append(patch.reshape(-1, 3).astype(np.float64) @ [0.299, 0.587, 0.114])
-    return float(np.concatenate(values).mean()) if values else 160.0
+            values.append(patch.reshape(-1, 3).astype(np.float64))
+    return np.concatenate(values).mean(0) if values else np.array([180.0, 150.0, 130.0])
