@@ -73,6 +73,10 @@ class PortraitRig:
 
     def points(self, frames: np.ndarray) -> np.ndarray:
         """Dense landmarks (T, 478, 3) in image coordinates for motion frames (T, 74)."""
+        return self.fit.to_image(self.face_points(frames))
+
+    def face_points(self, frames: np.ndarray) -> np.ndarray:
+        """Dense landmarks (T, 478, 3) in face units (the head frame) for motion frames (T, 74)."""
         m = np.atleast_2d(np.asarray(frames, dtype=np.float64))
         delta = m[:, EXP].reshape(len(m), NUM_KEYPOINTS, 3)
         offsets = np.einsum("nk,tkd->tnd", self.weights, delta)
@@ -84,7 +88,7 @@ class PortraitRig:
         posed = scale * np.einsum("nj,tij->tni", self.canonical, rot) + m[:, None, TRANSLATION]
         moved = posed[:, self._known] - self.canonical[self._known]
         posed[:, self._band] = self.canonical[self._band] + np.einsum("bk,tkd->tbd", self._relax, moved)
-        return self.fit.to_image(posed + scale * offsets)
+        return posed + scale * offsets
 
     def rest_frame(self) -> np.ndarray:
         """The motion frame (74,) that gives back the photo: its own expression, no pose change."""
