@@ -204,3 +204,58 @@ def format_render(result: dict) -> str:
     for stage, share in e["shares"].items():
         lines.append(f"  {stage:>9}: {e['stages'][stage]:6.2f} s  ({100 * share:4.1f} %)")
     return "\n".join(lines)
+
+
+def bench_mesh(seconds: float = 60.0, fps: float = 30.0, repeat: int = 3) -> dict:
+    """Motion → meshes on the 5023-vertex FLAME-format stand-in head (``flame_synth``): frames per
+    second of the FLAME retarget + skinning and of the keypoint deformer (the path of any other
+    mesh) over ``seconds`` of random speech-like motion at ``fps``; then the GLB export of that
+    sequence (morph targets + animation), median of ``repeat`` runs each."""
+    import tempfile
+    from pathlib import Path
+
+    from studio.io.mesh_export import write_gltf
+    from studio.render.mesh.deform import KeypointDeformer
+    from studio.render.mesh.flame import FlameModel
+    from studio.render.mesh.flame_retarget import FlameRetarget
+    from studio.render.mesh.flame_synth import build_flame_like_model
+
+    model = FlameModel.from_arrays(build_flame_like_model(seed=0))
+    retarget = FlameRetarget(model)
+    frames = round(seconds * fps)
+    rng = np.random.default_rng(0)
+    motion = neutral_motion(frames).astype(np.float64)
+    slow = np.cumsum(rng.normal(0.0, 0.01, (frames, len(EXPRESSION_CHANNELS))), axis=0)
+    motion[:, EXP] = 0.05 * np.tanh(slow)
+    motion[:, 63:66] = 5.0 * np.sin(np.linspace(0, 20, frames))[:, None]
+    deformer = KeypointDeformer(model.v_template, model.faces, model.keypoint_vertices)
+    result = {"frames": frames, "fps": fps, "vertices": model.num_vertices, "repeat": repeat}
+    for label, deform in (("flame", retarget.deform), ("keypoint_deformer", deformer.deform)):
+        median, _ = _median_seconds(lambda deform=deform: deform(motion), repeat)
+        result[label] = {"frames_per_second": frames / median, "seconds": median}
+    vertices = retarget.deform(motion)
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "take.glb"
+        report = {}
+
+        def export():
+            report["last"] = write_gltf(out, vertices, model.faces, fps=fps)
+
+        median, _ = _median_seconds(export, repeat)
+        last = report["last"]
+        result["glb_export"] = {"seconds": median, "bytes": out.stat().st_size, "targets": last.num_targets,
+                                "max_error": last.max_error, "tolerance": last.tolerance}
+    return result
+
+
+def format_mesh(result: dict) -> str:
+    n, v = result["frames"], result["vertices"]
+    lines = [(f"motion → mesh, {n} frames ({n / result['fps']:.0f} s at {result['fps']:g} fps) of a {v}-vertex "
+              f"FLAME-format head (median of {result['repeat']}):")]
+    for label in ("flame", "keypoint_deformer"):
+        r = result[label]
+        lines.append(f"  {label:>17}: {r['frames_per_second']:9.0f} frames/s ({r['seconds']:.3f} s)")
+    g = result["glb_export"]
+    lines.append(f"  GLB export: {g['seconds']:.2f} s, {g['bytes'] / 1e6:.1f} MB, {g['targets']} morph targets, "
+                 f"max error {1000 * g['max_error']:.3f} mm (tolerance {1000 * g['tolerance']:.3f} mm)")
+    return "\n".join(lines)

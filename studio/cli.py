@@ -210,9 +210,49 @@ def cmd_generate(args) -> int:
     return 0
 
 
+def cmd_eval_lve(args) -> int:
+    """Lip vertex error (and upper-face dynamics deviation) of a motion-driven head against a
+    reference mesh sequence of the same topology."""
+    from studio.render.mesh import metrics
+    from studio.render.mesh.animate import load_animated_head
+    from studio.render.mesh.deform import FaceFrame
+
+    if not (args.target and args.motion and args.reference):
+        raise CommandError("lve needs the head (MESH), --motion FILE and --reference SEQUENCE.npy")
+    head = load_animated_head(args.target, keypoints=args.keypoints, flame_model=args.flame_model)
+    motion = _read_any_motion(Path(args.motion))
+    try:
+        reference = np.load(args.reference, allow_pickle=False, mmap_mode="r")
+    except (OSError, ValueError) as exc:
+        raise CommandError(f"{args.reference}: not a readable .npy mesh sequence ({exc})") from exc
+    if reference.ndim != 3 or reference.shape[1:] != head.rest.shape:
+        raise CommandError(f"{args.reference}: shape {reference.shape} does not match the head's "
+                           f"(T, {head.rest.shape[0]}, 3)")
+    predicted = head.deform(np.asarray(motion.values, dtype=np.float64))
+    frame = FaceFrame.from_keypoints(np.stack([head.rest[list(ids)].mean(0) for ids in head.keypoint_vertices]))
+    rest_face = frame.to_face(head.rest)
+    lips = metrics.lip_vertices(rest_face, head.canonical_keypoints)
+    upper = metrics.upper_face_vertices(rest_face, head.canonical_keypoints)
+    lve = metrics.lip_vertex_error(predicted, reference, lips)
+    fdd = metrics.upper_face_dynamics_deviation(predicted, reference, head.rest, upper)
+    frames = min(len(predicted), len(reference))
+    print(f"{head.name}: {frames} frames, {len(lips)} lip vertices, {len(upper)} upper-face vertices")
+    scale, unit = (1000.0, "mm") if head.kind in ("flame", "portrait") else (1.0, "mesh units")
+    print(f"  LVE {scale * lve:.4g} {unit} (mean over frames of the max lip-vertex error)")
+    print(f"  FDD {scale * fdd:.4g} {unit} (upper-face dynamics deviation)")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"frames": frames, "lve": lve, "fdd": fdd, "lip_vertices": len(lips),
+                                               "upper_face_vertices": len(upper), "units": "mesh units"},
+                                              indent=2), encoding="utf-8")
+        print(f"wrote {args.json}")
+    return 0
+
+
 def cmd_eval(args) -> int:
     from studio.generate import evaluate
 
+    if args.what == "lve":
+        return cmd_eval_lve(args)
     if args.what == "build-corpus":
         from studio.generate.devcorpus import build_dev_corpus
 
@@ -265,7 +305,7 @@ def cmd_bench(args) -> int:
     from studio import bench
 
     if args.what == "core":
-        result = bench.bench_core(args.minutes, args.fps, args.repeat)
+        result = bench.bench_core(args.minutes, args.fps or 25.0, args.repeat)
         print(json.dumps(result, indent=2) if args.json else bench.format_core(result))
     elif args.what == "generate":
         result = bench.bench_generate(args.seconds, args.repeat)
@@ -273,6 +313,9 @@ def cmd_bench(args) -> int:
     elif args.what == "render":
         result = bench.bench_render(args.seconds, args.frames, args.repeat)
         print(json.dumps(result, indent=2) if args.json else bench.format_render(result))
+    elif args.what == "mesh":
+        result = bench.bench_mesh(args.seconds, args.fps or 30.0, args.repeat)
+        print(json.dumps(result, indent=2) if args.json else bench.format_mesh(result))
     return 0
 
 
@@ -291,6 +334,79 @@ def cmd_render(args) -> int:
     result = _run_job("rendering", render_video, request)
     print(f"wrote {result.output}: {result.frames} frames at {result.fps:g} fps ({_stages(result.seconds)})")
     return 0
+
+
+MESH_FORMATS = ("obj", "ply", "npy", "glb", "gltf", "usd")
+
+
+def mesh_motion(args, head, audio: Path | None) -> Motion:
+    """The motion for a mesh export or render: ``--motion`` as is, else generated from ``audio``
+    for this head's identity."""
+    if args.motion:
+        return _read_any_motion(Path(args.motion))
+    if audio is None:
+        raise CommandError("give AUDIO to generate from, or --motion FILE")
+    from studio.generate.pipeline import GenerateRequest, generate
+
+    request = GenerateRequest(audio, transcript=_transcript(args), language=args.language, fps=args.fps,
+                              seed=args.seed, emotion=args.emotion, strength=args.strength,
+                              intensity=args.intensity, canonical_keypoints=head.canonical_keypoints)
+    return _run_job("generating", generate, request).motion
+
+
+def cmd_export_mesh(args) -> int:
+    import time
+
+    from studio.render.mesh.animate import load_animated_head
+
+    t0 = time.perf_counter()
+    head = load_animated_head(args.mesh, keypoints=args.keypoints, flame_model=args.flame_model, face_index=args.face)
+    audio = Path(args.audio) if args.audio else (Path(args.audio_file) if args.audio_file else None)
+    motion = mesh_motion(args, head, audio)
+    t1 = time.perf_counter()
+    vertices = head.deform(np.asarray(motion.values, dtype=np.float64))
+    t2 = time.perf_counter()
+    out_dir = Path(args.output)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ext = {"gltf": ".gltf", "usd": ".usdc"}.get(args.format, f".{args.format}")
+    target = out_dir / f"{head.name}{ext}"
+    exporter = _registry().exporter("mesh_glb" if args.format == "gltf" else f"mesh_{args.format}")
+    options = {"uv": head.uv, "texture": head.texture, "name": head.name} if head.uv is not None else {"name": head.name}
+    bar = _ProgressLine(f"exporting {args.format}")
+    try:
+        exporter.export(vertices, head.faces, target, fps=motion.fps, progress=bar, **options)
+    finally:
+        bar.close()
+    t3 = time.perf_counter()
+    print(f"wrote {target}: {len(vertices)} frames × {vertices.shape[1]} vertices at {motion.fps:g} fps "
+          f"({head.kind}; load + motion {t1 - t0:.2f} s, deform {t2 - t1:.2f} s, export {t3 - t2:.2f} s)")
+    if args.video:
+        seconds = render_mesh_video(head, vertices, motion.fps, Path(args.video), audio, view=args.view,
+                                    size=args.size, shading=args.shading)
+        print(f"wrote {args.video}: {args.view} view, {len(vertices)} frames ({seconds:.2f} s)")
+    return 0
+
+
+def render_mesh_video(head, vertices: np.ndarray, fps: float, output: Path, audio: Path | None, *,
+                      view: str = "front", size: int = 512, shading: str = "smooth") -> float:
+    """Renders an animated head headless (vispy, EGL) to an MP4 with the sound; returns seconds."""
+    import time
+
+    from studio.io.video import write_mp4
+    from studio.qt.mesh_scene import render_mesh_frames
+
+    t0 = time.perf_counter()
+    textured = shading == "smooth" and head.texture is not None
+    frames = render_mesh_frames(vertices, head.faces, size=(size, size), view=view, shading=shading,
+                                toward_viewer=head.toward_viewer, up=head.up,
+                                uv=head.uv if textured else None, texture=head.texture if textured else None)
+    bar = _ProgressLine("rendering 3D")
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        write_mp4(output, frames, fps=fps, audio=audio, num_frames=len(vertices), progress=bar)
+    finally:
+        bar.close()
+    return time.perf_counter() - t0
 
 
 def cmd_contact_sheet(args) -> int:
@@ -313,26 +429,43 @@ DEMO_DIR = Path(__file__).resolve().parents[1] / "assets" / "demo"
 
 
 def cmd_demo(args) -> int:
+    """The bundled demo, headless: the astronaut speaking assets/demo/speech.flac as an MP4 (the
+    2D renderer), the same face as a textured mesh sequence (GLB) and its 3D view (MP4)."""
     import tempfile
 
     import cv2
 
     from studio.render.contact_sheet import sample_photos
     from studio.render.job import RenderRequest, render_video
+    from studio.render.mesh.animate import AnimatedHead
+    from studio.render.mesh.portrait_mesh import PortraitMesh
 
     speech = DEMO_DIR / "speech.flac"
     if not speech.is_file():
         raise CommandError(f"{speech} is missing: run tools/make_demo_audio.py")
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
+    astronaut = sample_photos()["astronaut"]
     with tempfile.TemporaryDirectory() as tmp:
         portrait = Path(tmp) / "astronaut.png"
-        cv2.imwrite(str(portrait), sample_photos()["astronaut"][:, :, ::-1])
+        cv2.imwrite(str(portrait), astronaut[:, :, ::-1])
         transcript = (DEMO_DIR / "speech.txt").read_text(encoding="utf-8")
         result = _run_job("demo", render_video, RenderRequest(portrait, out, audio=speech, transcript=transcript))
     print(f"wrote {out}: the astronaut speaking assets/demo/speech.flac, {result.frames} frames "
           f"({_stages(result.seconds)})")
-    print("the mesh-sequence part of the demo arrives with the 3D pipeline (not built yet)")
+
+    mesh = PortraitMesh.from_fit(astronaut, result.fit)
+    vertices = mesh.deform(np.asarray(result.motion.values, dtype=np.float64))
+    glb = out.with_name(f"{out.stem}_face.glb")
+    report = _registry().exporter("mesh_glb").export(vertices, mesh.faces, glb, fps=result.fps, uv=mesh.uv,
+                                                     texture=mesh.texture, name="astronaut")
+    print(f"wrote {glb}: the same face as a textured mesh sequence, {len(vertices)} frames × "
+          f"{vertices.shape[1]} vertices, {report.num_targets} morph targets")
+    head = AnimatedHead("astronaut", "portrait", mesh.faces, mesh.vertices, result.fit.canonical_keypoints,
+                        mesh.keypoint_vertices, mesh.deform, mesh.uv, mesh.texture)
+    video = out.with_name(f"{out.stem}_face3d.mp4")
+    seconds = render_mesh_video(head, vertices, result.fps, video, speech, size=512)
+    print(f"wrote {video}: its 3D view (front, headless GL), {seconds:.2f} s")
     return 0
 
 
@@ -348,6 +481,19 @@ def cmd_gui(args) -> int:
 
 
 # --- parser -------------------------------------------------------------------------------------
+
+def _add_generation_options(p: argparse.ArgumentParser) -> None:
+    """The options of generating motion from speech, shared by the commands that can."""
+    text = p.add_mutually_exclusive_group()
+    text.add_argument("--transcript", help="plain-text transcript file (forced alignment)")
+    text.add_argument("--text", help="the transcript, typed")
+    p.add_argument("--language", default="en-us")
+    p.add_argument("--emotion", default="neutral")
+    p.add_argument("--strength", type=float, default=1.0)
+    p.add_argument("--intensity", type=float, default=1.0)
+    p.add_argument("--fps", type=float, default=25.0)
+    p.add_argument("--seed", type=int, default=0)
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="studio", description="Talking Head Studio: speech → facial animation.")
@@ -393,11 +539,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("eval", help="evaluation: lip sync against reference phones; dev-corpus builder")
-    p.add_argument("what", choices=["lipsync", "build-corpus"])
-    p.add_argument("target", nargs="?", help="lipsync: an audio file; build-corpus: the output folder")
+    p.add_argument("what", choices=["lipsync", "build-corpus", "lve"])
+    p.add_argument("target", nargs="?", help="lipsync: an audio file; build-corpus: the output folder; "
+                   "lve: the head (FLAME model, template, mesh or photo) the motion drives")
+    p.add_argument("--motion", help="lve: the motion file to drive the head with")
+    p.add_argument("--keypoints", help="lve: JSON of a custom mesh's 21 keypoint vertex ids")
+    p.add_argument("--flame-model", help="lve: a FLAME model to drive a VOCA template with")
     p.add_argument("--corpus", metavar="MANIFEST", help="lipsync: a dev corpus manifest.json")
-    p.add_argument("--reference", metavar="PHONES", help="lipsync: reference phones of AUDIO (JSON, TextGrid, "
-                   "HTS/HTK .lab, flite segments)")
+    p.add_argument("--reference", metavar="FILE", help="lipsync: reference phones of AUDIO (JSON, TextGrid, "
+                   "HTS/HTK .lab, flite segments); lve: the reference mesh sequence (.npy, T × V × 3)")
     group = p.add_mutually_exclusive_group()
     group.add_argument("--transcript", metavar="FILE", help="lipsync: transcript of AUDIO")
     group.add_argument("--text", help="lipsync: transcript of AUDIO typed in")
@@ -413,12 +563,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("bench", help="benchmarks (medians of repeated runs)")
-    p.add_argument("what", choices=["core", "generate", "render"],
-                   help="core: document evaluation; generate: audio → motion; render: portrait frames and MP4")
+    p.add_argument("what", choices=["core", "generate", "render", "mesh"],
+                   help="core: document evaluation; generate: audio → motion; render: portrait frames and MP4; "
+                        "mesh: motion → 5023-vertex meshes and GLB export")
     p.add_argument("--frames", type=int, default=100, help="render: frames timed per size")
     p.add_argument("--seconds", type=float, default=60.0, help="generate: length of the speech")
     p.add_argument("--minutes", type=float, default=10.0)
-    p.add_argument("--fps", type=float, default=25.0)
+    p.add_argument("--fps", type=float, default=None, help="frame rate (core: 25, mesh: 30)")
     p.add_argument("--repeat", type=int, default=7)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_bench)
@@ -434,20 +585,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--audio", dest="audio_file", help="with --motion: the sound to mux")
     p.add_argument("-o", "--output", required=True, help="MP4 to write (a folder with --png)")
     p.add_argument("--png", action="store_true", help="write a PNG sequence into the output folder")
-    text = p.add_mutually_exclusive_group()
-    text.add_argument("--transcript", help="plain-text transcript file (forced alignment)")
-    text.add_argument("--text", help="the transcript, typed")
-    p.add_argument("--language", default="en-us")
-    p.add_argument("--emotion", default="neutral")
-    p.add_argument("--strength", type=float, default=1.0)
-    p.add_argument("--intensity", type=float, default=1.0)
-    p.add_argument("--fps", type=float, default=25.0)
-    p.add_argument("--seed", type=int, default=0)
+    _add_generation_options(p)
     p.add_argument("--keypoints", help="JSON of the 21 keypoints in image pixels (for a face the detector misses)")
     p.add_argument("--face", type=int, default=0, help="which face when there are several (0: the largest)")
     p.add_argument("--backend", choices=["opencv", "torch"], default="opencv")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="torch backend's device")
     p.set_defaults(func=cmd_render)
+
+    p = sub.add_parser("export-mesh", help="a head (photo, FLAME model, template or any mesh) animated by speech "
+                                          "or a motion file → mesh sequence (+ a 3D video)")
+    p.add_argument("mesh", help="photo, FLAME model (.pkl/.npz), VOCA template or .obj/.ply/.glb/.gltf/.stl head")
+    p.add_argument("audio", nargs="?", help="speech to generate the motion from (and the video's sound)")
+    p.add_argument("--motion", help="animate with this motion file instead of generating one")
+    p.add_argument("--audio", dest="audio_file", help="with --motion: the sound for --video")
+    p.add_argument("--format", choices=MESH_FORMATS, default="glb")
+    p.add_argument("-o", "--output", required=True, help="folder to write into")
+    p.add_argument("--keypoints", help="JSON of the mesh's 21 keypoint vertex ids (a photo: keypoints in pixels)")
+    p.add_argument("--flame-model", help="a FLAME model to drive a VOCA template with")
+    p.add_argument("--face", type=int, default=0, help="a photo with several faces: which (0: the largest)")
+    p.add_argument("--video", help="also render the animated mesh to this MP4 (headless)")
+    p.add_argument("--view", choices=["front", "turntable"], default="front")
+    p.add_argument("--shading", choices=["smooth", "flat", "wireframe"], default="smooth")
+    p.add_argument("--size", type=int, default=512, help="video frame size (square, pixels)")
+    _add_generation_options(p)
+    p.set_defaults(func=cmd_export_mesh)
 
     p = sub.add_parser("contact-sheet", help="the renderer's key poses on photos, as one PNG to look at")
     p.add_argument("photos", nargs="*", help="photos (default: scikit-image's astronaut and matplotlib's grace_hopper)")

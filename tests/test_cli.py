@@ -121,6 +121,42 @@ def test_demo_writes_the_talking_astronaut(tmp_path):
     info = probe_video(out)
     assert (info.width, info.height, info.fps) == (512, 512, 25.0) and info.has_audio
     assert abs(info.duration - info.audio_duration) < 0.04 and abs(info.audio_start - info.video_start) < 0.04
+    # The mesh part: the same face as a textured GLB sequence, and its headless 3D view.
+    from studio.io.gltf_read import read_glb
+
+    glb = read_glb(tmp_path / "demo_face.glb")
+    assert len(glb["times"]) == 161 and glb["texture"] is not None and glb["uv"] is not None
+    view = probe_video(tmp_path / "demo_face3d.mp4")
+    assert (view.width, view.height, view.fps) == (512, 512, 25.0) and view.has_audio
+
+
+def test_export_mesh_of_a_portrait_and_lip_vertex_error(tmp_path):
+    import cv2
+    import skimage.data
+
+    photo = tmp_path / "astronaut.png"
+    cv2.imwrite(str(photo), skimage.data.astronaut()[:, :, ::-1])
+    motion = tmp_path / "m.json"
+    assert run("generate", str(DEMO_SPEECH), "-o", str(motion)).returncode == 0
+    done = run("export-mesh", photo, "--motion", motion, "--format", "npy", "-o", tmp_path / "npy")
+    assert done.returncode == 0, done.stderr
+    sequence = np.load(tmp_path / "npy" / "astronaut.npy")
+    faces = np.load(tmp_path / "npy" / "astronaut_faces.npy")
+    assert sequence.shape[0] == 161 and sequence.shape[2] == 3 and faces.max() < sequence.shape[1]
+    # LVE of the motion-driven mesh against itself is 0; against a still face it is not.
+    same = run("eval", "lve", photo, "--motion", motion, "--reference", tmp_path / "npy" / "astronaut.npy")
+    assert same.returncode == 0, same.stderr
+    assert "LVE 0 mm" in same.stdout
+    still = tmp_path / "still.npy"
+    np.save(still, np.repeat(sequence[:1], len(sequence), axis=0))
+    moved = run("eval", "lve", photo, "--motion", motion, "--reference", still, "--json", tmp_path / "lve.json")
+    assert moved.returncode == 0 and json.loads((tmp_path / "lve.json").read_text())["lve"] > 0.002  # metres
+    wrong = run("eval", "lve", photo, "--motion", motion, "--reference", tmp_path / "npy" / "astronaut_faces.npy")
+    assert wrong.returncode == 2 and "does not match" in wrong.stderr
+    bad = tmp_path / "head.obj"
+    bad.write_text("v 0 0 0\nv 1 0 0\n")
+    failed = run("export-mesh", bad, "--motion", motion, "--format", "glb", "-o", tmp_path / "out")
+    assert failed.returncode == 2 and "head.obj" in failed.stderr
 
 
 def test_render_a_motion_file_and_a_face_that_is_not_there(tmp_path):

@@ -28,8 +28,21 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from studio.core.keypoints import KEYPOINT_INDEX, KEYPOINT_NAMES, MEAN_FACE, NUM_KEYPOINTS, eye_centers
-from studio.core.motion import CHANNEL_INDEX, EXP, ROTATION, SCALE, TRANSLATION, rotation_matrices
+from studio.core.keypoints import (
+    KEYPOINT_INDEX,
+    KEYPOINT_NAMES,
+    MEAN_FACE,
+    NUM_KEYPOINTS,
+    eye_centers,
+)
+from studio.core.motion import (
+    CHANNEL_INDEX,
+    EXP,
+    ROTATION,
+    SCALE,
+    TRANSLATION,
+    rotation_matrices,
+)
 
 #: Reach of a keypoint's pull on the mesh (face units: the eyes are 1 apart).
 PULL_WIDTH = 0.28
@@ -118,20 +131,10 @@ class KeypointDeformer:
         self.rest = self.frame.to_face(v)  # (V, 3) face units
         self.canonical = keypoint_positions(self.rest, groups)  # (21, 3): the identity's c
         self.weights = _pull_weights(self.rest, self.canonical, groups, cut)  # (V, 21)
-        self._lid_pairs = [(KEYPOINT_INDEX[u], KEYPOINT_INDEX[lo], CHANNEL_INDEX[c]) for u, lo, c in _EYES]
 
     def offsets(self, frames: np.ndarray) -> np.ndarray:
         """The keypoint offsets δ (T, 21, 3) of motion frames (T, 74), blinks included."""
-        m = np.atleast_2d(np.asarray(frames, dtype=np.float64))
-        delta = m[:, EXP].reshape(len(m), NUM_KEYPOINTS, 3).copy()
-        c = self.canonical
-        for up, low, channel in self._lid_pairs:
-            blink = np.clip(m[:, channel], 0.0, 1.0)[:, None]
-            upper, lower = c[up] + delta[:, up], c[low] + delta[:, low]
-            closing = lower + LID_CLOSING_LINE * (upper - lower)
-            delta[:, up] += blink * (closing - upper)
-            delta[:, low] += blink * (closing - lower)
-        return delta
+        return offsets_with_blinks(frames, self.canonical)
 
     def deform(self, frames: np.ndarray) -> np.ndarray:
         """Vertex positions (T, V, 3) float32 in mesh coordinates for motion frames (T, 74)."""
@@ -144,6 +147,22 @@ class KeypointDeformer:
         # The motion rule x = s · (c · R + δ) + t with row vectors (c · R = c · Mᵀ), for every vertex.
         face = m[:, SCALE, None, None] * (self.rest @ np.swapaxes(rot, 1, 2) + offsets) + m[:, None, TRANSLATION]
         return self.frame.to_mesh(face).astype(np.float32)
+
+
+def offsets_with_blinks(frames: np.ndarray, canonical: np.ndarray) -> np.ndarray:
+    """The keypoint offsets δ (T, 21, 3) of motion frames (T, 74) with each eye's blink added:
+    the upper lid's keypoint brought down to the closing line near the lower one (and the lower
+    one up to it), in proportion to ``eye.blink_*``."""
+    m = np.atleast_2d(np.asarray(frames, dtype=np.float64))
+    delta = m[:, EXP].reshape(len(m), NUM_KEYPOINTS, 3).copy()
+    for up_key, low_key, channel in _EYES:
+        up, low = KEYPOINT_INDEX[up_key], KEYPOINT_INDEX[low_key]
+        blink = np.clip(m[:, CHANNEL_INDEX[channel]], 0.0, 1.0)[:, None]
+        upper, lower = canonical[up] + delta[:, up], canonical[low] + delta[:, low]
+        closing = lower + LID_CLOSING_LINE * (upper - lower)
+        delta[:, up] += blink * (closing - upper)
+        delta[:, low] += blink * (closing - lower)
+    return delta
 
 
 def _pull_weights(rest: np.ndarray, canonical: np.ndarray, groups, cut: tuple[np.ndarray, np.ndarray]) -> np.ndarray:

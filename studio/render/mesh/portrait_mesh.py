@@ -54,14 +54,16 @@ class PortraitMesh:
         eyes = np.concatenate([fm.strip_triangles(fm.EYE_R_UPPER, fm.EYE_R_LOWER),
                                fm.strip_triangles(fm.EYE_L_UPPER, fm.EYE_L_LOWER)])
         faces = _facing_viewer(np.concatenate([surface, eyes]), rig.canonical)
-        # The mouth pocket: the inner-lip ring, a copy of it pushed back, and a closing fan.
+        # The mouth pocket: a copy of the inner-lip ring (its own vertices, so the pocket takes
+        # the cavity colour and not a smear of the photo), that ring pushed back, a closing fan.
         ring = fm.LIP_INNER_RING
         n = fm.NUM_SURFACE
-        back = n + np.arange(len(ring))
-        bottom = n + len(ring)
+        front = n + np.arange(len(ring))
+        back = n + len(ring) + np.arange(len(ring))
+        bottom = n + 2 * len(ring)
         pocket = []
         for k in range(len(ring)):
-            a, b = ring[k], ring[(k + 1) % len(ring)]
+            a, b = front[k], front[(k + 1) % len(ring)]
             c, d = back[k], back[(k + 1) % len(ring)]
             pocket += [(a, c, b), (b, c, d), (c, bottom, d)]
         pocket = _facing_viewer(np.array(pocket), _pocket_points(rig.canonical))
@@ -89,13 +91,14 @@ class PortraitMesh:
 
 def _pocket_points(face: np.ndarray) -> np.ndarray:
     """Surface landmarks (…, ≥468, 3) followed by the mouth pocket's points: the inner-lip ring
-    moved back by ``MOUTH_DEPTH`` and drawn in toward its centre, then the pocket's bottom."""
+    (a copy), that ring moved back by ``MOUTH_DEPTH`` and drawn in toward its centre, then the
+    pocket's bottom."""
     f = np.asarray(face)[..., :fm.NUM_SURFACE, :]
     lips = f[..., fm.LIP_INNER_RING, :]
     centre = lips.mean(-2, keepdims=True)
     back = centre + 0.6 * (lips - centre) - (0.0, 0.0, MOUTH_DEPTH)
     bottom = centre - (0.0, 0.0, 1.3 * MOUTH_DEPTH)
-    return np.concatenate([f, back, bottom], axis=-2)
+    return np.concatenate([f, lips, back, bottom], axis=-2)
 
 
 def _facing_viewer(faces: np.ndarray, points: np.ndarray) -> np.ndarray:
