@@ -416,13 +416,53 @@ def cmd_contact_sheet(args) -> int:
     from studio.render.face_fit import load_image
 
     photos = {Path(p).stem: load_image(p) for p in args.photos} if args.photos else sample_photos()
-    sheet = contact_sheet(photos)
+    sheet = contact_sheet_3d(photos) if args.three_d else contact_sheet(photos)
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
     if not cv2.imwrite(str(out), sheet[:, :, ::-1]):
         raise CommandError(f"{out}: could not write the image (unknown extension?)")
-    print(f"wrote {out}: {len(photos)} photo(s) × 10 poses, {sheet.shape[1]}×{sheet.shape[0]}")
+    what = f"{len(photos)} photo(s) × 10 poses" if not args.three_d else \
+        f"{len(photos)} portrait face mesh(es) and the FLAME-format head × {len(SHEET_3D_POSES)} poses"
+    print(f"wrote {out}: {what}, {sheet.shape[1]}×{sheet.shape[0]}")
     return 0
+
+
+SHEET_3D_POSES = ("m (closed)", "ah", "blink", "happy", "surprised", "yaw -15", "yaw +15")
+
+
+def contact_sheet_3d(photos: dict[str, np.ndarray], tile: int = 256) -> np.ndarray:
+    """The 3D pipeline's key poses, rendered headless: each photo's textured face mesh and the
+    FLAME-format stand-in head (retargeted, shaded), one row each, captioned."""
+    import cv2
+
+    from studio.qt.mesh_scene import render_mesh_frames
+    from studio.render.contact_sheet import sheet_frames
+    from studio.render.face_fit import fit_portrait
+    from studio.render.mesh.flame import FlameModel
+    from studio.render.mesh.flame_retarget import FlameRetarget
+    from studio.render.mesh.flame_synth import build_flame_like_model
+    from studio.render.mesh.portrait_mesh import PortraitMesh
+
+    frames = np.stack([sheet_frames()[k] for k in SHEET_3D_POSES]).astype(np.float64)
+    rows = []
+    for name, image in photos.items():
+        mesh = PortraitMesh.from_fit(image, fit_portrait(image, name=name))
+        pictures = render_mesh_frames(mesh.deform(frames), mesh.faces, size=(tile, tile), uv=mesh.uv,
+                                      texture=mesh.texture)
+        rows.append((name, list(pictures)))
+    flame = FlameRetarget(FlameModel.from_arrays(build_flame_like_model(seed=0)))
+    big = render_mesh_frames(flame.deform(frames), flame.model.faces, size=(2 * tile, 2 * tile))
+    rows.append(("FLAME-format", [p[int(0.4 * tile):int(1.4 * tile), tile // 2:3 * tile // 2] for p in big]))
+    lines = []
+    for name, pictures in rows:
+        tiles = []
+        for caption, picture in zip(SHEET_3D_POSES, pictures):
+            picture = np.ascontiguousarray(picture)
+            cv2.putText(picture, f"{name}: {caption}", (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1,
+                        cv2.LINE_AA)
+            tiles.append(picture)
+        lines.append(np.hstack(tiles))
+    return np.vstack(lines)
 
 
 DEMO_DIR = Path(__file__).resolve().parents[1] / "assets" / "demo"
@@ -613,6 +653,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("contact-sheet", help="the renderer's key poses on photos, as one PNG to look at")
     p.add_argument("photos", nargs="*", help="photos (default: scikit-image's astronaut and matplotlib's grace_hopper)")
     p.add_argument("-o", "--output", default="out/contact_sheet.png")
+    p.add_argument("--3d", dest="three_d", action="store_true",
+                   help="the 3D pipeline instead: textured face meshes of the photos and the FLAME-format head")
     p.set_defaults(func=cmd_contact_sheet)
     return parser
 

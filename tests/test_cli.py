@@ -183,3 +183,17 @@ def test_render_a_motion_file_and_a_face_that_is_not_there(tmp_path):
     failed = run("render", str(blank), str(DEMO_SPEECH), "-o", str(tmp_path / "x.mp4"))
     assert failed.returncode == 2 and "no face found" in failed.stderr and "--keypoints" in failed.stderr
     assert not (tmp_path / "x.mp4").exists()
+
+
+@pytest.mark.gl
+def test_contact_sheet_3d_renders_every_head_and_pose(tmp_path):
+    import cv2
+
+    out = tmp_path / "sheet3d.png"
+    done = run("contact-sheet", "--3d", "-o", out)
+    assert done.returncode == 0, done.stderr
+    sheet = cv2.imread(str(out))
+    assert sheet.shape == (3 * 256, 7 * 256, 3)  # two photos' face meshes and the FLAME-format head, 7 poses
+    for row in range(3):
+        tile = sheet[row * 256 + 30:(row + 1) * 256, :256].astype(int)
+        assert np.abs(tile - tile[-1, 0]).sum(-1).max() > 60  # a head, not an empty frame
