@@ -91,8 +91,13 @@ class MeshScene:
                                      ambient_light=(1, 1, 1, 0.35), diffuse_light=(1, 1, 1, 0.75),
                                      specular_light=(1, 1, 1, 0.12), shininess=30)
         self.mesh.attach(self.shading)
-        if shading == "wireframe":
-            self.mesh.attach(WireframeFilter(color=(0.9, 0.9, 0.9, 1.0), width=1.0, wireframe_only=True))
+        self.wireframe = WireframeFilter(color=(0.9, 0.9, 0.9, 1.0), width=1.0, wireframe_only=True,
+                                         enabled=shading == "wireframe")
+        self.mesh.attach(self.wireframe)
+        self.markers = scene.visuals.Markers(parent=self.view.scene)
+        self.markers.set_data(v[:1])  # vispy needs data to compute bounds, shown or not
+        self.markers.visible = False
+        self.markers.set_gl_state("translucent", depth_test=False)  # keypoints show through the face
         if texture is not None and uv is not None:
             tex = np.ascontiguousarray(texture[::-1])  # image rows top-down → GL bottom-up
             coords = np.ascontiguousarray(np.c_[uv[:, 0], 1.0 - uv[:, 1]], dtype=np.float32)
@@ -103,6 +108,57 @@ class MeshScene:
     def set_vertices(self, vertices: np.ndarray) -> None:
         self.mesh.set_data(vertices=np.ascontiguousarray(vertices, dtype=np.float32), faces=self.faces,
                            color=self.mesh.color)
+
+    def set_shading(self, shading: str) -> None:
+        """``"smooth"``, ``"flat"`` or ``"wireframe"``, on the fly."""
+        if shading not in SHADINGS:
+            raise ValueError(f"unknown shading {shading!r}: expected one of {', '.join(SHADINGS)}")
+        self.shading.shading = "flat" if shading == "flat" else "smooth"
+        self.wireframe.enabled = shading == "wireframe"
+        self.mesh.update()
+
+    def set_markers(self, points: np.ndarray | None, color=(0.2, 0.9, 1.0, 1.0), size: float = 8.0) -> None:
+        """Dots at ``points`` (K, 3) drawn over the mesh (the keypoints), or none."""
+        if points is None or len(points) == 0:
+            self.markers.visible = False
+            return
+        self.markers.set_data(np.ascontiguousarray(points, dtype=np.float32), face_color=color,
+                              edge_color=(0, 0, 0, 1), size=size)
+        self.markers.visible = True
+
+    def eye(self) -> np.ndarray:
+        """Where the camera is, in scene coordinates."""
+        cam = self.view.camera
+        az, el = np.radians(cam.azimuth), np.radians(cam.elevation)
+        toward = np.array([-np.cos(el) * np.cos(az), np.sin(el), np.cos(el) * np.sin(az)])
+        return np.asarray(cam.center, dtype=np.float64) + cam.distance * toward
+
+    def light_from_camera(self) -> None:
+        """Puts the key light above and to the right of wherever the camera now is."""
+        d = _unit(self.eye() - np.asarray(self.view.camera.center, dtype=np.float64))
+        up = np.array([0.0, 1.0, 0.0])
+        right = np.cross(up, d)
+        right = right / (np.linalg.norm(right) or 1.0)
+        self.shading.light_dir = tuple(-(d + 0.45 * up + 0.35 * right))
+
+    def to_canvas(self, points: np.ndarray) -> np.ndarray:
+        """Scene points (N, 3) → canvas pixels (N, 2) (logical pixels, y down)."""
+        transform = self.view.scene.node_transform(self.canvas.scene)
+        mapped = transform.map(np.asarray(points, dtype=np.float64))
+        return mapped[:, :2] / mapped[:, 3:4]
+
+    def pick(self, vertices: np.ndarray, x: float, y: float, radius: float = 10.0) -> int | None:
+        """The vertex under canvas pixel (x, y): of the vertices within ``radius`` pixels, those
+        on the surface nearest the camera (so the front of the head wins over the back), and of
+        them the one nearest the pixel; None if none."""
+        v = np.asarray(vertices, dtype=np.float64)
+        screen = ((self.to_canvas(v) - (x, y)) ** 2).sum(1)
+        near = np.flatnonzero(screen <= radius ** 2)
+        if not len(near):
+            return None
+        depth = np.sqrt(((v[near] - self.eye()) ** 2).sum(1))
+        front = near[depth <= depth.min() + 0.03 * self.view.camera.distance]
+        return int(front[np.argmin(screen[front])])
 
     def set_camera(self, camera: Camera) -> None:
         """Looks at ``camera.target`` from ``camera.toward_viewer`` (scene axes: y up)."""
@@ -141,11 +197,7 @@ def render_mesh_frames(vertices: np.ndarray, faces: np.ndarray, *, size: tuple[i
     v = np.asarray(vertices, dtype=np.float32)
     if v.ndim != 3 or v.shape[-1] != 3 or len(v) == 0:
         raise ValueError(f"expected a mesh sequence (T, V, 3), got {v.shape}")
-    # Into the scene's frame: x to the right, y up, z toward the viewer.
-    toward = _unit(toward_viewer)
-    right = _unit(np.cross(_unit(up), toward))
-    basis = np.stack([right, np.cross(toward, right), toward]).astype(np.float32)
-    v = v @ basis.T
+    v = v @ scene_basis(toward_viewer, up).T
     use_offscreen_backend()
     from vispy import scene
 
@@ -162,6 +214,14 @@ def render_mesh_frames(vertices: np.ndarray, faces: np.ndarray, *, size: tuple[i
             yield scene_.render()
     finally:
         canvas.close()
+
+
+def scene_basis(toward_viewer=(0.0, 0.0, 1.0), up=(0.0, 1.0, 0.0)) -> np.ndarray:
+    """Rows: the mesh directions that become the scene's x (right), y (up) and z (toward the
+    viewer); ``vertices @ scene_basis(...).T`` turns a mesh to face the front camera."""
+    toward = _unit(toward_viewer)
+    right = _unit(np.cross(_unit(up), toward))
+    return np.stack([right, np.cross(toward, right), toward]).astype(np.float32)
 
 
 def _unit(v) -> np.ndarray:
