@@ -7,6 +7,7 @@
                    [--emotion LABEL] [--strength S] [--intensity X] [--fps N] [--seed N] -o motion.json|npz|csv
     studio eval lipsync (--corpus MANIFEST | AUDIO --reference PHONES) [--mode with|without|both]
     studio eval build-corpus OUT [--items N] [--seed N]
+    studio train corpus OUT [--items N] [--seed N] [--workers W]   the neural model's training corpus
     studio bench core [--minutes M] [--repeat N]
     studio bench generate [--seconds S] [--repeat N]
     studio demo                                           the bundled demo (portrait + speech → MP4, mesh)
@@ -289,6 +290,41 @@ def cmd_eval(args) -> int:
         Path(args.json).write_text(json.dumps(results, indent=2), encoding="utf-8")
         print(f"wrote {args.json}")
     return 0
+
+
+# --- train ------------------------------------------------------------------------------------
+
+def cmd_train_corpus(args) -> int:
+    """Build (or resume) the neural model's training corpus and report its size and build time."""
+    from studio.generate.neural.corpus import SPLITS, build_train_corpus, read_manifest
+
+    if not args.target:
+        raise CommandError("studio train corpus needs the output folder")
+    options = {key: getattr(args, key) for key in ("items", "seed", "workers") if getattr(args, key) is not None}
+    bar = _ProgressLine("building")
+    try:
+        manifest = build_train_corpus(Path(args.target), progress=lambda done, total: bar(done / max(1, total)),
+                                      **options)
+    finally:
+        bar.close()
+    data = read_manifest(manifest.parent)
+    report = data["report"]
+    splits = {split: sum(1 for item in data["items"] if item["split"] == split) for split in SPLITS}
+    print(f"wrote {manifest}: {report['items']} items ({', '.join(f'{n} {s}' for s, n in splits.items())}), "
+          f"{report['hours']:.3f} h of audio, {report['bytes'] / 1e6:.1f} MB, {report['phones_from_transcript']} with "
+          f"phones aligned to the transcript; built {report['built']}, "
+          f"kept {report['kept']}, {report['seconds']:.1f} s with {report['workers']} workers")
+    return 0
+
+
+def cmd_train_fit(args) -> int:
+    raise CommandError("studio train fit: not built yet")
+
+
+def cmd_train(args) -> int:
+    if args.what == "corpus":
+        return cmd_train_corpus(args)
+    return cmd_train_fit(args)
 
 
 # --- info, bench, demo ------------------------------------------------------------------------
@@ -601,6 +637,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--items", type=int, default=120, help="build-corpus: number of items (default 120)")
     p.add_argument("--json", metavar="OUT", help="lipsync: write per-item scores and the summary here")
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("train", help="the neural model: build its training corpus, fit it")
+    p.add_argument("what", choices=["corpus", "fit"])
+    p.add_argument("target", nargs="?", help="corpus: the output folder")
+    p.add_argument("--items", type=int, help="corpus: number of items (default 2000)")
+    p.add_argument("--seed", type=int, help="corpus: seed of every draw; its held-out voices are the dev "
+                   "corpus's for the same seed (default 0)")
+    p.add_argument("--workers", type=int, help="corpus: items built side by side in processes (default 2)")
+    p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("bench", help="benchmarks (medians of repeated runs)")
     p.add_argument("what", choices=["core", "generate", "render", "mesh"],

@@ -1,0 +1,199 @@
+"""The neural model's per-frame inputs: one function, the same in training and at run time.
+
+:func:`neural_inputs` turns what the generation path already has — the audio features
+(:func:`studio.audio.features.compute_features`) and the phones
+(:func:`studio.audio.phonemes.phones_for`: recognized, or aligned to a transcript) — into a
+``(T, F)`` float32 array, row ``k`` for the video frame at time ``k / fps`` (the rig's frame
+times). The training corpus (:mod:`studio.generate.neural.corpus`) calls it on its augmented audio
+exactly as the runners call it on the user's, so the model never sees an input it was not
+trained on.
+
+The channels (:data:`INPUT_NAMES`, :data:`NUM_INPUTS` = 88)
+-----------------------------------------------------------
+Audio features are first resampled to the frame rate with
+:meth:`~studio.audio.features.AudioFeatures.resample`: row ``k`` averages the 100 Hz feature
+frames whose centres lie within half a frame of ``k / fps``.
+
+===========================  ==================================================================
+``mel.00`` … ``mel.39``      Log-mel power, the 80 bands of the feature front end averaged in
+                             adjacent pairs (band ``2i`` and ``2i + 1``, natural log), then
+                             ``(x + MEL_OFFSET) / MEL_SCALE``. Speech at a typical level gives
+                             values around 0 ± 1; digital silence −3.3 (the 1e-10 power floor).
+``energy``                   RMS level in dBFS: ``(max(dB, ENERGY_FLOOR_DB) − ENERGY_OFFSET_DB) /
+                             ENERGY_SCALE_DB`` (speech at −20 dBFS ≈ +0.5, silence −3).
+``voicing``                  YIN periodicity 0…1, as computed.
+``log_f0``                   ``log2(f0 / PITCH_REFERENCE_HZ)`` (octaves around 150 Hz) where the
+                             frame is voiced, 0 where it is not.
+``voiced``                   1 where the resampled ``f0 > 0`` (at least half the frames voiced).
+``vad``                      1 where voice activity says someone speaks.
+``phone.AA`` … ``phone.SIL`` The phones as a *soft one-hot* over the 39 ARPAbet phones and
+                             ``SIL`` (:data:`~studio.audio.phones.PHONES`): the share of the frame's
+                             interval ``[(k − ½)/fps, (k + ½)/fps)`` each phone covers, so a row
+                             sums to 1 and a p/b/m shorter than a frame still shows in the frame
+                             it falls in (sampling the phone at ``k / fps`` alone would lose it).
+                             Time no phone covers, before 0 and after the audio included, is
+                             ``SIL``.
+``phone.progress``           Time since the start of the phone at ``k / fps`` over its duration,
+                             0…1: where in the phone the frame is (gaps count as silence).
+``phone.log_duration``       ``log2(duration / PHONE_DURATION_REFERENCE) / 2`` of that phone,
+                             clipped to ±2 (a long pause reads 2).
+``phones_from_transcript``   1 when the phones were forced-aligned to a transcript (their labels
+                             can be trusted), 0 when they were recognized (labels often wrong,
+                             boundaries good): the model learns how far to believe them.
+===========================  ==================================================================
+
+Normalization uses **fixed constants**, not statistics of the recording (the log-mel of speech
+frames of six espeak-ng and flite sentences at their synthesizers' levels averaged −7.7 with a
+standard deviation of 4.7, hence ``MEL_OFFSET`` 8 and ``MEL_SCALE`` 4.5), so a row depends only on the features and phones around its own frame:
+a streamed chunk gets the values the whole recording would give. (Voice activity itself adapts to
+the whole recording, but that happens once in the feature front end, which the streaming path
+shares; see :func:`studio.audio.features.voice_activity`.) Level is *not* normalized away: the
+training corpus varies the recording level over 35 dB so the model learns not to care.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from studio.audio.features import ENERGY_FLOOR_DB, LOG_MEL_FLOOR, N_MELS, AudioFeatures
+from studio.audio.phones import PHONES, SILENCE, Phone, merge_silences, validate_phones
+
+__all__ = ["INPUT_NAMES", "NUM_INPUTS", "neural_inputs"]
+
+#: Log-mel bands the 80 of the front end are averaged into (adjacent pairs).
+MEL_BANDS = 40
+MEL_OFFSET = 8.0
+MEL_SCALE = 4.5
+#: Energy below this (dBFS) reads as this: digital silence and −100 dBFS are the same pause.
+INPUT_ENERGY_FLOOR_DB = -90.0
+ENERGY_OFFSET_DB = -30.0
+ENERGY_SCALE_DB = 20.0
+PITCH_REFERENCE_HZ = 150.0
+#: Duration (s) whose ``phone.log_duration`` is 0: a typical phone.
+PHONE_DURATION_REFERENCE = 0.08
+
+_PHONE_INDEX = {label: i for i, label in enumerate(PHONES)}
+
+INPUT_NAMES: tuple[str, ...] = (
+    tuple(f"mel.{i:02d}" for i in range(MEL_BANDS))
+    + ("energy", "voicing", "log_f0", "voiced", "vad")
+    + tuple(f"phone.{label}" for label in PHONES)
+    + ("phone.progress", "phone.log_duration", "phones_from_transcript")
+)
+NUM_INPUTS = len(INPUT_NAMES)
+
+_MEL = slice(0, MEL_BANDS)
+_AUDIO = slice(MEL_BANDS, MEL_BANDS + 5)
+_PHONES = slice(_AUDIO.stop, _AUDIO.stop + len(PHONES))
+_PROGRESS, _DURATION, _FLAG = _PHONES.stop, _PHONES.stop + 1, _PHONES.stop + 2
+assert _FLAG == NUM_INPUTS - 1
+
+
+def neural_inputs(features: AudioFeatures, phones: Sequence[Phone], num_frames: int, fps: float = 25.0, *,
+                  phones_from_transcript: bool = False) -> np.ndarray:
+    """The model's inputs ``(num_frames, NUM_INPUTS)`` float32; row ``k`` is the frame at ``k / fps``.
+
+    ``features`` at any rate (normally the 100 Hz :func:`~studio.audio.features.compute_features`
+    of the whole recording), with the front end's 80 mel bands; ``phones`` ordered and
+    non-overlapping (:func:`~studio.audio.phones.validate_phones`); ``num_frames`` as the rig
+    counts them (:func:`studio.generate.rig.num_frames_for`). Frames past the end of the features
+    repeat their last row (silence when there are none).
+    """
+    if isinstance(num_frames, bool) or not isinstance(num_frames, (int, np.integer)) or num_frames < 0:
+        raise ValueError(f"num_frames must be a non-negative integer, got {num_frames!r}")
+    if not (isinstance(fps, (int, float, np.number)) and math.isfinite(fps) and fps > 0):
+        raise ValueError(f"fps must be a positive finite number, got {fps!r}")
+    if features.log_mel.shape[1] != N_MELS:
+        raise ValueError(f"neural inputs need the front end's {N_MELS} mel bands, got {features.log_mel.shape[1]}")
+    validate_phones(phones)
+    num_frames, fps = int(num_frames), float(fps)
+    out = np.empty((num_frames, NUM_INPUTS), np.float32)
+    out[:, _MEL], out[:, _AUDIO] = _audio_channels(features, num_frames, fps)
+    spans = _cover(phones, num_frames / fps)
+    out[:, _PHONES] = _phone_occupancy(spans, num_frames, fps)
+    out[:, _PROGRESS], out[:, _DURATION] = _phone_position(spans, num_frames, fps)
+    out[:, _FLAG] = 1.0 if phones_from_transcript else 0.0
+    return out
+
+
+def _audio_channels(features: AudioFeatures, num_frames: int, fps: float) -> tuple[np.ndarray, np.ndarray]:
+    """The normalized mel ``(T, 40)`` and the other audio channels ``(T, 5)``."""
+    grid = features if features.rate == fps else features.resample(fps)
+    available = grid.num_frames
+    if available:
+        rows = np.minimum(np.arange(num_frames), available - 1)
+        log_mel, energy = grid.log_mel[rows], grid.energy_db[rows]
+        f0, voicing, vad = grid.f0[rows], grid.voicing[rows], grid.vad[rows]
+    else:  # no audio: silence
+        log_mel = np.full((num_frames, N_MELS), math.log(LOG_MEL_FLOOR), np.float32)
+        energy = np.full(num_frames, ENERGY_FLOOR_DB, np.float32)
+        f0 = voicing = np.zeros(num_frames, np.float32)
+        vad = np.zeros(num_frames, bool)
+    mel = log_mel.reshape(num_frames, MEL_BANDS, N_MELS // MEL_BANDS).mean(axis=2, dtype=np.float64)
+    voiced = f0 > 0
+    log_f0 = np.where(voiced, np.log2(np.maximum(f0, 1.0) / PITCH_REFERENCE_HZ), 0.0)
+    level = (np.maximum(energy, INPUT_ENERGY_FLOOR_DB) - ENERGY_OFFSET_DB) / ENERGY_SCALE_DB
+    audio = np.stack([level, voicing, log_f0, voiced, vad], axis=1)
+    return (mel + MEL_OFFSET) / MEL_SCALE, audio
+
+
+def _cover(phones: Sequence[Phone], end: float) -> list[Phone]:
+    """The phones with every gap from 0 to ``end`` (or their own end) filled by ``SIL``."""
+    spans: list[Phone] = []
+    t = 0.0
+    for p in phones:
+        if p.start > t:
+            spans.append(Phone(SILENCE, t, p.start))
+        spans.append(p)
+        t = max(t, p.end)
+    if end > t:
+        spans.append(Phone(SILENCE, t, end))
+    return merge_silences(spans)
+
+
+def _span_arrays(spans: Sequence[Phone]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    labels = np.array([_PHONE_INDEX[p.label] for p in spans], np.int64)
+    starts = np.array([p.start for p in spans], np.float64)
+    ends = np.array([p.end for p in spans], np.float64)
+    return labels, starts, ends
+
+
+def _phone_occupancy(spans: Sequence[Phone], num_frames: int, fps: float) -> np.ndarray:
+    """``(T, 40)``: the share of each frame's interval every phone label covers (rows sum to 1).
+
+    Vectorized through the cumulative time each label has covered up to every interval edge.
+    """
+    out = np.zeros((num_frames, len(PHONES)))
+    out[:, _PHONE_INDEX[SILENCE]] = 1.0
+    if not spans or num_frames == 0:
+        return out
+    labels, starts, ends = _span_arrays(spans)
+    durations = ends - starts
+    onehot = np.zeros((len(spans), len(PHONES)))
+    onehot[np.arange(len(spans)), labels] = 1.0
+    covered_before = np.vstack([np.zeros(len(PHONES)), np.cumsum(onehot * durations[:, None], axis=0)])
+    edges = (np.arange(num_frames + 1) - 0.5) / fps
+    i = np.searchsorted(starts, edges, side="right") - 1  # the last span starting at or before the edge
+    inside = np.maximum(i, 0)
+    partial = np.clip(edges - starts[inside], 0.0, durations[inside]) * (i >= 0)
+    cumulative = covered_before[inside] * (i >= 0)[:, None] + onehot[inside] * partial[:, None]
+    share = np.diff(cumulative, axis=0) * fps
+    share[:, _PHONE_INDEX[SILENCE]] += 1.0 - share.sum(axis=1)  # before 0 and after the last phone
+    return share
+
+
+def _phone_position(spans: Sequence[Phone], num_frames: int, fps: float) -> tuple[np.ndarray, np.ndarray]:
+    """``phone.progress`` and ``phone.log_duration`` ``(T,)`` of the span at each frame time."""
+    times = np.arange(num_frames) / fps
+    if not spans:
+        return np.zeros(num_frames), np.full(num_frames, 2.0)
+    _, starts, ends = _span_arrays(spans)
+    i = np.clip(np.searchsorted(starts, times, side="right") - 1, 0, len(spans) - 1)
+    durations = ends[i] - starts[i]
+    inside = times < ends[i]  # past the last span: a pause that does not end
+    progress = np.where(inside, np.clip((times - starts[i]) / np.maximum(durations, 1e-9), 0.0, 1.0), 1.0)
+    log_duration = np.where(inside, np.log2(np.maximum(durations, 1e-6) / PHONE_DURATION_REFERENCE) / 2, 2.0)
+    return progress, np.clip(log_duration, -2.0, 2.0)

@@ -1,0 +1,289 @@
+"""The neural model's inputs and training corpus: real synthesis, recognition and rig, a tiny corpus."""
+
+import json
+import zipfile
+
+import numpy as np
+import pytest
+
+from studio.audio.features import compute_features
+from studio.audio.phonemes import phones_for
+from studio.audio.phones import PHONES, SILENCE, Phone
+from studio.audio.synth import synthesize_espeak
+from studio.cli import main
+from studio.core.document import CONDITION_CHANNELS, EMOTIONS
+from studio.core.keypoints import KEYPOINT_INDEX, MEAN_FACE, eye_centers
+from studio.core.motion import NUM_CHANNELS
+from studio.generate.devcorpus import _padded_16k, build_dev_corpus
+from studio.generate.lipsync import closure_counts, lag_ms
+from studio.generate.neural.corpus import (
+    ITEM_KEYS,
+    CorpusError,
+    build_train_corpus,
+    canonical_keypoints,
+    change_pitch_and_tempo,
+    degrade,
+    item_audio,
+    load_item,
+    read_manifest,
+    speaker_splits,
+)
+from studio.generate.neural.inputs import INPUT_NAMES, NUM_INPUTS, neural_inputs
+from studio.generate.rig import mouth_gap, num_frames_for
+
+ITEMS = 6  # indices 2 (val) and 5 (heldout) give every split
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    out = tmp_path_factory.mktemp("train-corpus")
+    calls = []
+    manifest = build_train_corpus(out, items=ITEMS, seed=0, workers=2,
+                                  progress=lambda done, total: calls.append((done, total)))
+    return out, manifest, calls
+
+
+def _true_phones(item) -> list[Phone]:
+    return [Phone(str(label), float(start), float(end))
+            for label, start, end in zip(item["phone_labels"], item["phone_starts"], item["phone_ends"])]
+
+
+def _mtimes(out):
+    return {p.name: p.stat().st_mtime_ns for p in (out / "items").iterdir()}
+
+
+# --- inputs --------------------------------------------------------------------------------------
+
+def test_input_channels_are_documented_and_moderate():
+    assert len(INPUT_NAMES) == NUM_INPUTS == len(set(INPUT_NAMES))
+    assert 80 <= NUM_INPUTS <= 110
+    assert [n for n in INPUT_NAMES if n.startswith("phone.")][:len(PHONES)] == [f"phone.{p}" for p in PHONES]
+    assert INPUT_NAMES[-1] == "phones_from_transcript"
+
+
+def test_inputs_keep_a_short_bilabial_and_flag_the_phone_source():
+    samples = np.zeros(16000, np.float32)
+    features = compute_features(samples)
+    # a 20 ms P between two frame times (0.40 and 0.44 s) at 25 fps
+    phones = [Phone(SILENCE, 0.0, 0.3), Phone("AA", 0.3, 0.41), Phone("P", 0.41, 0.43), Phone("AA", 0.43, 0.6)]
+    assert not any(0.41 <= k / 25 < 0.43 for k in range(25))  # no frame time falls in the P
+    x = neural_inputs(features, phones, 25, 25.0)
+    y = neural_inputs(features, phones, 25, 25.0, phones_from_transcript=True)
+    assert x.shape == (25, NUM_INPUTS) and x.dtype == np.float32 and np.isfinite(x).all()
+    one_hot = x[:, INPUT_NAMES.index("phone.AA"):INPUT_NAMES.index("phone.SIL") + 1]
+    np.testing.assert_allclose(one_hot.sum(axis=1), 1.0, atol=1e-6)
+    p = INPUT_NAMES.index("phone.P")
+    # frames 10 and 11 span 0.38…0.42 and 0.42…0.46 s: each holds 10 ms of the P
+    assert x[10, p] == pytest.approx(0.25) and x[11, p] == pytest.approx(0.25) and x[9, p] == x[12, p] == 0
+    assert x[:, -1].max() == 0.0 and y[:, -1].min() == 1.0
+    np.testing.assert_array_equal(x[:, :-1], y[:, :-1])
+    progress = x[:, INPUT_NAMES.index("phone.progress")]
+    assert progress[8] == pytest.approx((0.32 - 0.3) / 0.11)  # frame 8 (0.32 s) is in the AA
+    # digital silence reads as the floor everywhere, past the features' end too
+    assert np.allclose(x[:, 0], x[0, 0]) and x[0, 0] < -3
+
+
+def test_inputs_use_fixed_constants_not_per_recording_statistics():
+    speech = synthesize_espeak("Bob bought a map.", "en-us")
+    samples, phones = _padded_16k(speech, [0.2, 0.2])
+    frames = num_frames_for(len(samples) / 16000, 25.0)
+    full = neural_inputs(compute_features(samples), phones, frames, 25.0)
+    half = neural_inputs(compute_features(0.5 * samples), phones, frames, 25.0)
+    mel = slice(0, INPUT_NAMES.index("energy"))
+    speaking = full[:, INPUT_NAMES.index("vad")] > 0
+    # half the amplitude: log power drops by ln 4 on every speech frame (no normalization hides it)
+    drop = (full[speaking, mel] - half[speaking, mel]) * 4.5
+    assert np.median(drop) == pytest.approx(np.log(4.0), abs=0.05)
+
+
+# --- augmentation and identity ------------------------------------------------------------------------
+
+def test_tempo_and_pitch_keep_phones_on_the_speech():
+    speech = synthesize_espeak("Bob bought a map of Maple Street, mind you.", "en-us+m3")
+    samples, phones = _padded_16k(speech, [0.2, 0.2])
+    base = compute_features(samples)
+    for pitch, tempo in ((1.0, 0.8), (1.15, 1.25), (0.85, 0.9)):
+        moved, moved_phones = change_pitch_and_tempo(samples, phones, pitch, tempo)
+        assert len(moved) == pytest.approx(len(samples) / tempo, abs=2)
+        assert moved_phones[-1].end == len(moved) / 16000
+        starts = np.array([p.start for p in moved_phones])
+        np.testing.assert_allclose(starts, np.array([p.start for p in phones]) / tempo)
+        features = compute_features(moved)
+        times = np.arange(features.num_frames) / 100
+        expected = np.interp(times * tempo, np.arange(base.num_frames) / 100, base.energy_db)
+        assert abs(lag_ms(features.energy_db, expected, 100.0)) < 5.0
+        ratio = np.median(features.f0[features.f0 > 0]) / np.median(base.f0[base.f0 > 0])
+        assert ratio == pytest.approx(pitch, rel=0.04)
+
+
+def test_degrade_applies_each_condition():
+    t = np.arange(32000) / 16000
+    clean = (0.5 * np.sin(2 * np.pi * 200 * t) * (t < 1.0) + 0.3 * np.sin(2 * np.pi * 6000 * t) * (t < 1.0))
+    plain = {"pitch": 1.0, "tempo": 1.0, "reverb": None, "noise": None, "codec": None,
+             "level": {"peak_db": -6.0}, "seed": 1}
+    out = degrade(clean, plain)
+    assert out.dtype == np.int16 and len(out) == len(clean)
+    assert np.abs(out).max() == pytest.approx(32767 * 10 ** (-6 / 20), rel=1e-3)
+    assert np.abs(out[16000:]).max() == 0
+    noisy = degrade(clean, {**plain, "noise": {"snr_db": 10.0, "color": 1.0}}).astype(float)
+    assert 0 < np.mean(noisy[20000:] ** 2) < np.mean(noisy[:16000] ** 2) / 5
+    room = degrade(clean, {**plain, "reverb": {"rt60": 0.5, "drr_db": 0.0, "predelay_ms": 2.0}}).astype(float)
+    assert np.abs(room[16000:16800]).max() > 100 and np.abs(room[-1000:]).max() < np.abs(room[16000:16800]).max()
+    phone = degrade(clean, {**plain, "codec": {"kind": "telephone"}}).astype(float)
+    spectrum = np.abs(np.fft.rfft(phone[:16000]))
+    assert spectrum[6000] < 0.01 * spectrum[200]  # 6 kHz gone, 200 Hz kept (its 1 s: 1 Hz bins)
+    low = degrade(clean, {**plain, "codec": {"kind": "lowbitrate", "cutoff_hz": 4000, "step_db": 3.0,
+                                             "floor_db": 30.0}}).astype(float)
+    spectrum = np.abs(np.fft.rfft(low[:16000]))
+    assert spectrum[6000] < 0.01 * spectrum[200] and spectrum[200] > 0
+    loud = degrade(clean, {**plain, "level": {"peak_db": 6.0}})
+    assert np.abs(loud).max() == 32767  # clipped
+
+
+def test_identities_are_small_smooth_changes_of_the_mean_face():
+    a, b = canonical_keypoints(1), canonical_keypoints(2)
+    np.testing.assert_array_equal(a, canonical_keypoints(1))
+    assert a.shape == (21, 3) and a.dtype == np.float32 and not np.array_equal(a, b)
+    for face in (a, b):
+        left, right = eye_centers(face)
+        assert np.linalg.norm(left - right) == pytest.approx(1.0, abs=1e-5)
+        assert abs(left[1] - right[1]) < 1e-5
+        np.testing.assert_allclose(face[KEYPOINT_INDEX["lip_upper_center"]], face[KEYPOINT_INDEX["lip_lower_center"]],
+                                   atol=1e-6)
+        change = np.linalg.norm(face - MEAN_FACE, axis=1)
+        assert 0.005 < change.mean() < 0.2
+
+
+# --- the corpus ------------------------------------------------------------------------------------------
+
+def test_manifest_and_splits_by_voice(corpus, tmp_path):
+    out, manifest, calls = corpus
+    data = read_manifest(out)
+    assert json.loads(manifest.read_text(encoding="utf-8")) == data
+    assert data["format"] == "studio-train-corpus" and data["version"] == 1 and data["seed"] == 0
+    assert data["fps"] == 25.0 and data["input_names"] == list(INPUT_NAMES)
+    assert data["condition_channels"] == list(CONDITION_CHANNELS)
+    assert calls[-1] == (ITEMS, ITEMS) and len(calls) == ITEMS
+    heldout, val = set(data["heldout_speakers"]), set(data["val_speakers"])
+    assert heldout and val and not heldout & val
+    # the held-out voices are the dev corpus's for the same seed
+    dev = json.loads(build_dev_corpus(tmp_path / "dev", items=1, seed=0).read_text(encoding="utf-8"))
+    assert heldout == set(dev["heldout_speakers"])
+    splits = speaker_splits(0)
+    assert set(splits["heldout"]) == heldout and set(splits["val"]) == val
+    assert not (set(splits["train"]) & (heldout | val))
+    seen = {item["split"] for item in data["items"]}
+    assert seen == {"train", "val", "heldout"}
+    # the tiny corpus exercises both phone sources and a tempo change (the later tests rely on it)
+    assert {item["phones_from_transcript"] for item in data["items"]} == {True, False}
+    assert any(item["augment"]["tempo"] != 1.0 for item in data["items"])
+    for item in data["items"]:
+        assert item["split"] == {2: "val", 5: "heldout"}.get(int(item["id"]), "train")
+        assert (item["speaker"] in heldout) == (item["split"] == "heldout")
+        assert (item["speaker"] in val) == (item["split"] == "val")
+        assert item["file"] == f"items/{item['id']}.npz" and item["language"]
+        assert item["frames"] == num_frames_for(item["seconds"], 25.0)
+        assert isinstance(item["phones_from_transcript"], bool) and set(item["augment"]) >= {"pitch", "tempo"}
+    report = data["report"]
+    assert report["items"] == ITEMS and report["bytes"] > 0 and report["seconds"] > 0
+    assert report["hours"] == pytest.approx(sum(i["seconds"] for i in data["items"]) / 3600, abs=1e-4)
+
+
+def test_items_have_the_contracted_arrays(corpus):
+    out, _, _ = corpus
+    for entry in read_manifest(out)["items"]:
+        path = out / entry["file"]
+        with np.load(path, allow_pickle=False) as archive:
+            assert sorted(archive.files) == sorted(ITEM_KEYS)
+        item = load_item(path)
+        frames = entry["frames"]
+        assert item["inputs"].shape == (frames, NUM_INPUTS) and item["inputs"].dtype == np.float32
+        assert item["motion"].shape == (frames, NUM_CHANNELS) and item["motion"].dtype == np.float32
+        assert item["conditions"].shape == (frames, len(CONDITION_CHANNELS))
+        assert item["conditions"].dtype == np.float32
+        assert item["canonical"].shape == (21, 3) and item["canonical"].dtype == np.float32
+        assert item["phone_labels"].dtype.kind == "U" and item["phone_starts"].dtype == np.float64
+        assert item["audio"].dtype == np.int16 and len(item["audio"]) == round(entry["seconds"] * 16000)
+        assert item["phone_starts"][0] == 0 and item["phone_ends"][-1] == pytest.approx(entry["seconds"])
+        conditions = item["conditions"]
+        np.testing.assert_allclose(conditions[:, 1:1 + len(EMOTIONS)].sum(axis=1), 1.0, atol=1e-5)
+        assert conditions[:, 0].min() >= 0.3 - 1e-6 and conditions[:, 0].max() <= 1.6 + 1e-6
+        overrides = conditions[:, 1 + len(EMOTIONS):]  # NaN where none
+        assert not np.isinf(overrides).any() and np.all(np.abs(overrides[np.isfinite(overrides)]) <= 1.0)
+
+
+def test_inputs_are_what_the_run_time_path_computes(corpus):
+    out, _, _ = corpus
+    for entry in read_manifest(out)["items"]:
+        item = load_item(out / entry["file"])
+        audio = item_audio(item["audio"])
+        transcript = entry["text"] if entry["phones_from_transcript"] else None
+        found = phones_for(audio, transcript, language=entry["language"])
+        assert (found.method == "aligned") == entry["phones_from_transcript"]
+        again = neural_inputs(compute_features(audio), found.phones, entry["frames"], 25.0,
+                              phones_from_transcript=entry["phones_from_transcript"])
+        np.testing.assert_array_equal(again, item["inputs"])
+
+
+def test_targets_and_audio_follow_the_true_phones(corpus):
+    out, _, _ = corpus
+    closed = total = 0
+    vad = INPUT_NAMES.index("vad")
+    for entry in read_manifest(out)["items"]:
+        item = load_item(out / entry["file"])
+        phones = _true_phones(item)
+        counts = closure_counts(mouth_gap(item["motion"]), 25.0, phones)
+        closed, total = closed + counts.closed_bilabials, total + counts.bilabials
+        # the augmented audio's voice activity lines up with the (tempo-changed) true phones
+        times = np.arange(entry["frames"]) / 25.0
+        starts = np.array([p.start for p in phones])
+        label = [phones[i].label for i in np.clip(np.searchsorted(starts, times, side="right") - 1, 0, None)]
+        speaking = np.array([lab != SILENCE for lab in label])
+        assert np.mean((item["inputs"][:, vad] > 0.5) == speaking) > 0.8, entry["id"]
+    assert total >= 10 and closed / total >= 0.9
+
+
+def test_same_seed_same_bytes_and_resume(corpus, tmp_path):
+    out, _, _ = corpus
+    again = tmp_path / "again"
+    build_train_corpus(again, items=ITEMS, seed=0, workers=1)  # in this process instead of two workers
+    for entry in read_manifest(out)["items"]:
+        assert (again / entry["file"]).read_bytes() == (out / entry["file"]).read_bytes()
+    before = _mtimes(again)
+    victim = again / "items" / "000003.npz"
+    original = victim.read_bytes()
+    victim.unlink()
+    assert main(["train", "corpus", str(again), "--items", str(ITEMS), "--workers", "1"]) == 0
+    report = read_manifest(again)["report"]
+    assert report["built"] == 1 and report["kept"] == ITEMS - 1
+    after = _mtimes(again)
+    changed = {name for name in before if after[name] != before[name]}
+    assert changed == {"000003.npz", "000003.json"}
+    assert victim.read_bytes() == original
+
+
+def test_bad_files_are_named(corpus, tmp_path):
+    out, _, _ = corpus
+    broken = tmp_path / "broken.npz"
+    broken.write_bytes(b"not a zip")
+    with pytest.raises(CorpusError, match="broken.npz"):
+        load_item(broken)
+    partial = tmp_path / "partial.npz"
+    with zipfile.ZipFile(out / "items" / "000000.npz") as source, zipfile.ZipFile(partial, "w") as target:
+        for name in source.namelist():
+            if name != "motion.npy":
+                target.writestr(name, source.read(name))
+    with pytest.raises(CorpusError, match=r"partial.npz.*motion"):
+        load_item(partial)
+    with pytest.raises(CorpusError, match="manifest.json"):
+        read_manifest(tmp_path)
+    copy = tmp_path / "copy"
+    (copy / "items").mkdir(parents=True)
+    (copy / "manifest.json").write_text((out / "manifest.json").read_text(encoding="utf-8"), encoding="utf-8")
+    with pytest.raises(CorpusError, match="000000.npz"):
+        read_manifest(copy)
+
+
+def test_cli_train_fit_is_not_built_yet(capsys):
+    assert main(["train", "fit"]) == 2
+    assert "not built yet" in capsys.readouterr().err
