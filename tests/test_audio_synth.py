@@ -249,3 +249,19 @@ def test_missing_espeak_library(monkeypatch):
     monkeypatch.setattr(synth.ctypes, "CDLL", fail)
     with pytest.raises(SynthesisError, match="espeak-ng is not installed"):
         synth._Espeak()
+
+
+def test_flite_joins_several_sentences_at_their_real_lengths():
+    """flite restarts its printed times at every sentence: each is spoken on its own and joined,
+    so the second sentence's phones are its own phones shifted by the first one's length."""
+    from studio.audio.synth import synthesize_flite
+
+    both = synthesize_flite("Bob made a map. Pam met Mabel.", "slt")
+    first = synthesize_flite("Bob made a map.", "slt")
+    second = synthesize_flite("Pam met Mabel.", "slt")
+    offset = len(first.samples) / first.sample_rate
+    assert len(both.samples) == len(first.samples) + len(second.samples)
+    assert both.phones[-1].end == pytest.approx(len(both.samples) / both.sample_rate)
+    later = [(p.label, round(p.start, 4)) for p in both.phones if p.start >= offset - 1e-9 and p.label != "SIL"]
+    alone = [(p.label, round(p.start + offset, 4)) for p in second.phones if p.label != "SIL"]
+    assert later == alone

@@ -868,11 +868,36 @@ def synthesize_flite(text: str, voice: str = "slt", *, duration_stretch: float =
     program = shutil.which("flite")
     if program is None:
         raise SynthesisError("flite is not installed (no 'flite' program on PATH)")
-    clean = " ".join(text.split())
+    # flite speaks each sentence as its own utterance and restarts its printed times with each,
+    # so every sentence is spoken on its own and the pieces are joined at their real lengths.
+    parts = [_flite_utterance(program, sentence, voice, duration_stretch, f0_mean)
+             for sentence in _sentences(" ".join(text.split()))]
+    sample_rate = parts[0][1]
+    samples = np.concatenate([p[0] for p in parts])
+    phones: list[Phone] = []
+    starts: list[tuple[str, float]] = []
+    offset = 0.0
+    for part_samples, rate, part_phones, part_starts in parts:
+        phones += [Phone(ph.label, ph.start + offset, ph.end + offset, ph.stress) for ph in part_phones]
+        starts += [(label, start + offset) for label, start in part_starts]
+        offset += len(part_samples) / rate
+    phones = merge_silences(phones)
+    validate_phones(phones, f"flite phones of {text!r}")
+    return Synthesis(samples, int(sample_rate), phones, text, voice, "flite", starts)
+
+
+def _sentences(text: str) -> list[str]:
+    """Sentences as flite's tokenizer ends them (after . ! ? followed by space), never empty."""
+    pieces = [p.strip() for p in re.split(r"(?<=[.!?])\s+", text)]
+    return [p for p in pieces if p] or [text]
+
+
+def _flite_utterance(program: str, text: str, voice: str, duration_stretch: float, f0_mean: float | None):
+    """One flite utterance: samples, rate, phones and segment starts; an error if flite split it."""
     with tempfile.TemporaryDirectory(prefix="flite-") as tmp:
         wav = Path(tmp) / "out.wav"
         txt = Path(tmp) / "in.txt"
-        txt.write_text(clean + "\n", encoding="utf-8")
+        txt.write_text(text + "\n", encoding="utf-8")
         try:
             command = [program, "-voice", voice, "-psdur", "--setf", f"duration_stretch={duration_stretch:g}"]
             if f0_mean is not None:
@@ -884,12 +909,14 @@ def synthesize_flite(text: str, voice: str = "slt", *, duration_stretch: float =
         if done.returncode != 0 or not wav.exists():
             raise SynthesisError(f"flite failed (exit {done.returncode}): {done.stderr.strip()[:300]}")
         samples, sample_rate = sf.read(str(wav), dtype="float32", always_2d=True)
+    if len([line for line in done.stdout.splitlines() if line.strip()]) > 1:
+        raise SynthesisError(f"flite split {text[:60]!r} into several utterances; their phone times restart "
+                             "and cannot be joined exactly: give it one sentence at a time")
     samples = samples.mean(axis=1).astype(np.float32)
     events = _parse_psdur(done.stdout)
     phones = _flite_phones(events, len(samples) / sample_rate)
-    validate_phones(phones, f"flite phones of {text!r}")
     starts = [(label, a) for (label, _), a in zip(events, [0.0] + [e for _, e in events[:-1]])]
-    return Synthesis(samples, int(sample_rate), phones, text, voice, "flite", starts)
+    return samples, int(sample_rate), phones, starts
 
 
 def _parse_psdur(output: str) -> list[tuple[str, float]]:
