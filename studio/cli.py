@@ -3,14 +3,18 @@
     studio info [--json]                                  versions and compute devices that really work
     studio export-motion PROJECT|MOTION -o OUT [--format json|npz|csv] [--frames A:B]
     studio import-motion MOTION (-p PROJECT [-o OUT] | -n NEW) [--as-layer NAME]
-    studio generate AUDIO [--generator rig] [--transcript FILE | --text "…"] [--language L]
-                   [--emotion LABEL] [--strength S] [--intensity X] [--fps N] [--seed N] -o motion.json|npz|csv
+    studio generate AUDIO [--generator rig|neural] [--transcript FILE | --text "…"] [--language L]
+                   [--emotion LABEL] [--strength S] [--intensity X] [--fps N] [--seed N]
+                   [--steps N] [--guidance G] [--device auto|cpu|cuda] [--model FILE] -o motion.json|npz|csv
     studio eval lipsync (--corpus MANIFEST | AUDIO --reference PHONES) [--mode with|without|both]
     studio eval build-corpus OUT [--items N] [--seed N]
     studio train corpus OUT [--items N] [--seed N] [--workers W]   the neural model's training corpus
+    studio train fit DATA [--out DIR] [--init CHECKPOINT] [--hours H] [--steps N] [--batch B] [--seed S]
     studio bench core [--minutes M] [--repeat N]
     studio bench generate [--seconds S] [--repeat N]
+    studio bench gui [--minutes M] [--frames N]           window latency during jobs, 2D view scrub fps
     studio demo                                           the bundled demo (portrait + speech → MP4, mesh)
+    studio screenshots OUT_DIR                            the main window at the main steps (offscreen PNGs)
 
 Errors for bad input are printed as one line naming the file and the problem (exit status 2);
 nothing is written when a command fails.
@@ -19,7 +23,6 @@ nothing is written when a command fails.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -198,7 +201,9 @@ def cmd_generate(args) -> int:
     fmt = format_of(out, args.format)
     request = GenerateRequest(Path(args.audio), transcript=_transcript(args), language=args.language,
                               generator=args.generator, fps=args.fps, seed=args.seed, emotion=args.emotion,
-                              strength=args.strength, intensity=args.intensity)
+                              strength=args.strength, intensity=args.intensity, steps=args.steps,
+                              guidance=args.guidance, device=args.device,
+                              model=Path(args.model) if args.model else None)
     result = _run_job("generating", generate, request)
     _registry().exporter(f"motion_{fmt}").export(result.motion, out)
     if args.phones:
@@ -318,7 +323,18 @@ def cmd_train_corpus(args) -> int:
 
 
 def cmd_train_fit(args) -> int:
-    raise CommandError("studio train fit: not built yet")
+    """Train the neural model on a corpus (or fine-tune it on a motion dataset); resumable."""
+    from studio.generate.neural.runner import MODELS_DIR
+    from studio.generate.neural.train import FitOptions, fit
+
+    if not args.target:
+        raise CommandError("studio train fit needs the training data: a corpus folder or a motion dataset folder")
+    options = FitOptions(hours=args.hours, steps=args.steps, batch=args.batch, seed=args.seed or 0)
+    summary = fit(Path(args.target), Path(args.out) if args.out else MODELS_DIR, init=Path(args.init) if args.init else None, options=options,
+                  log=lambda line: print(line, file=sys.stderr))
+    print(f"trained {summary['parameters']:,} parameters for {summary['step']} steps ({summary['elapsed_s'] / 3600:.2f} h): "
+          f"best lip score {summary['best_score']:.3f} in {summary['best']}; resume state in {summary['last']}")
+    return 0
 
 
 def cmd_train(args) -> int:
@@ -352,6 +368,19 @@ def cmd_bench(args) -> int:
     elif args.what == "mesh":
         result = bench.bench_mesh(args.seconds, args.fps or 30.0, args.repeat)
         print(json.dumps(result, indent=2) if args.json else bench.format_mesh(result))
+    elif args.what == "gui":
+        from studio.qt.benchmarks import bench_gui, format_gui
+
+        result = bench_gui(args.minutes, args.frames, min(args.repeat, 3))
+        print(json.dumps(result, indent=2) if args.json else format_gui(result))
+    return 0
+
+
+def cmd_screenshots(args) -> int:
+    from studio.qt.screenshots import take_screenshots
+
+    for path in take_screenshots(Path(args.output)):
+        print(f"wrote {path}")
     return 0
 
 
@@ -546,11 +575,7 @@ def cmd_demo(args) -> int:
 
 
 def cmd_gui(args) -> int:
-    if importlib.util.find_spec("studio.qt.app") is None:
-        print("studio: the desktop application is not built yet; these headless commands work:\n",
-              file=sys.stderr)
-        build_parser().print_help(sys.stderr)
-        return 1
+    """``studio`` with no arguments: the desktop application (studio.qt.app)."""
     from studio.qt import app
 
     return app.main()
@@ -600,7 +625,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("audio", help="speech: WAV, FLAC, OGG, MP3, M4A/AAC or a video file")
     p.add_argument("-o", "--output", required=True, help="motion file to write (.json, .npz or .csv)")
     p.add_argument("--format", choices=FORMATS, help="format (default: from the output's extension)")
-    p.add_argument("--generator", default="rig", choices=["rig"], help="motion generator (default: rig)")
+    p.add_argument("--generator", default="rig", choices=["rig", "neural"],
+                   help="motion generator: the phoneme rig, or the trained neural model (default: rig)")
+    p.add_argument("--steps", type=int, default=10, help="neural: sampling steps (default 10)")
+    p.add_argument("--guidance", type=float, default=1.0,
+                   help="neural: classifier-free guidance on emotion, 1 = none (default 1; above 1 costs 2×)")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="neural: compute device")
+    p.add_argument("--model", metavar="FILE", help="neural: checkpoint (.pt) or ONNX export (.onnx) "
+                   "(default models/neural/best.pt)")
     group = p.add_mutually_exclusive_group()
     group.add_argument("--transcript", metavar="FILE", help="plain-text transcript: lips aligned to it")
     group.add_argument("--text", help="the transcript typed in")
@@ -640,18 +672,27 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="the neural model: build its training corpus, fit it")
     p.add_argument("what", choices=["corpus", "fit"])
-    p.add_argument("target", nargs="?", help="corpus: the output folder")
+    p.add_argument("target", nargs="?", help="corpus: the output folder; fit: the corpus folder, or a motion "
+                   "dataset folder (<name>.json|npz|csv motion files beside <name>.wav|flac|… audio)")
+    p.add_argument("--out", help="fit: folder of best.pt, last.pt, log.jsonl (default: the models/neural folder "
+                   "generate reads; an existing last.pt is resumed)")
+    p.add_argument("--init", metavar="CHECKPOINT", help="fit: fine-tune from this checkpoint")
+    p.add_argument("--hours", type=float, help="fit: wall-clock budget of the whole training (default 2.5 "
+                   "unless --steps)")
+    p.add_argument("--steps", type=int, help="fit: optimizer steps (the learning-rate schedule's length)")
+    p.add_argument("--batch", type=int, default=32, help="fit: windows per step (default 32)")
     p.add_argument("--items", type=int, help="corpus: number of items (default 2000)")
     p.add_argument("--seed", type=int, help="corpus: seed of every draw; its held-out voices are the dev "
-                   "corpus's for the same seed (default 0)")
+                   "corpus's for the same seed; fit: seed of the model, windows and noise (default 0)")
     p.add_argument("--workers", type=int, help="corpus: items built side by side in processes (default 2)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("bench", help="benchmarks (medians of repeated runs)")
-    p.add_argument("what", choices=["core", "generate", "render", "mesh"],
+    p.add_argument("what", choices=["core", "generate", "render", "mesh", "gui"],
                    help="core: document evaluation; generate: audio → motion; render: portrait frames and MP4; "
-                        "mesh: motion → 5023-vertex meshes and GLB export")
-    p.add_argument("--frames", type=int, default=100, help="render: frames timed per size")
+                        "mesh: motion → 5023-vertex meshes and GLB export; gui: the window's event-loop "
+                        "latency during jobs and the 2D view's scrubbing fps")
+    p.add_argument("--frames", type=int, default=100, help="render: frames timed per size; gui: playhead positions")
     p.add_argument("--seconds", type=float, default=60.0, help="generate: length of the speech")
     p.add_argument("--minutes", type=float, default=10.0)
     p.add_argument("--fps", type=float, default=None, help="frame rate (core: 25, mesh: 30)")
@@ -694,6 +735,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, default=512, help="video frame size (square, pixels)")
     _add_generation_options(p)
     p.set_defaults(func=cmd_export_mesh)
+
+    p = sub.add_parser("screenshots", help="the main window at the main steps of a session, as PNGs (offscreen)")
+    p.add_argument("output", help="folder to write the PNGs into")
+    p.set_defaults(func=cmd_screenshots)
 
     p = sub.add_parser("contact-sheet", help="the renderer's key poses on photos, as one PNG to look at")
     p.add_argument("photos", nargs="*", help="photos (default: scikit-image's astronaut and matplotlib's grace_hopper)")

@@ -107,11 +107,6 @@ def test_bench_core_reports_medians():
     assert report["evaluate_all_median_s"] > 0
 
 
-def test_no_arguments_explains_the_gui_is_not_built():
-    result = run()
-    assert result.returncode == 1 and "not built yet" in result.stderr and "export-motion" in result.stderr
-
-
 def test_demo_writes_the_talking_astronaut(tmp_path):
     from studio.io.video import probe_video
 

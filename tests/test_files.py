@@ -205,19 +205,39 @@ def test_oversized_members_are_refused_before_decompression(full_project, tmp_pa
 
 
 def test_older_versions_migrate_step_by_step(full_project, tmp_path, monkeypatch):
-    path = tmp_path / "v1.thproj"
+    path = tmp_path / "v2.thproj"
     save_project(full_project, path)
 
-    def v1_to_v2(doc):
+    def v2_to_v3(doc):
         doc["fps"] = doc["fps"] * 2  # a visible change to prove the step ran
         return doc
 
-    monkeypatch.setattr(pf, "VERSION", 2)
-    monkeypatch.setitem(pf.MIGRATIONS, 1, v1_to_v2)
+    monkeypatch.setattr(pf, "VERSION", 3)
+    monkeypatch.setitem(pf.MIGRATIONS, 2, v2_to_v3)
     assert load_project(path).fps == 60.0
-    monkeypatch.delitem(pf.MIGRATIONS, 1)
-    with pytest.raises(ProjectFileError, match="no migration from schema version 1"):
+    monkeypatch.delitem(pf.MIGRATIONS, 2)
+    with pytest.raises(ProjectFileError, match="no migration from schema version 2"):
         load_project(path)
+
+
+def test_portrait_keypoints_round_trip_and_version_1_files_have_none(full_project, tmp_path):
+    placed = np.arange(42, dtype=np.float64).reshape(21, 2) * 1.5 + 0.25
+    full_project.set_portrait_keypoints(placed)
+    path = tmp_path / "a.thproj"
+    save_project(full_project, path)
+    np.testing.assert_array_equal(load_project(path).portrait_keypoints, placed)
+    doc, arrays = saved_members(full_project, tmp_path)
+    assert doc["version"] == 2
+    del doc["portrait_keypoints"]
+    doc["version"] = 1
+    old = tmp_path / "v1.thproj"
+    write_zip(old, {"project.json": json.dumps(doc), "arrays.npz": arrays})
+    loaded = load_project(old)
+    assert loaded.portrait_keypoints is None and project_state(loaded) == project_state(full_project)
+    doc["version"], doc["portrait_keypoints"] = 2, [[1.0, 2.0]] * 20
+    write_zip(old, {"project.json": json.dumps(doc), "arrays.npz": arrays})
+    with pytest.raises(ProjectFileError, match="portrait_keypoints must be 21 × 2"):
+        load_project(old)
 
 
 # --- motion files -------------------------------------------------------------------------------

@@ -15,10 +15,12 @@ from studio.render.contact_sheet import sample_photos, sheet_frames
 from studio.render.face_fit import (
     FaceNotFoundError,
     PortraitError,
+    adjust_fit,
     fit_from_keypoints,
     fit_portrait,
     load_image,
     read_keypoints_json,
+    starting_keypoints,
 )
 from studio.render.portrait import PortraitRenderer
 
@@ -225,3 +227,29 @@ def test_manual_keypoints_path(tmp_path, renderers, photos):
     bad.write_text(json.dumps({"keypoints": {"nose_tip": [1, 2]}}))
     with pytest.raises(PortraitError, match="missing"):
         read_keypoints_json(bad)
+
+
+def test_a_detected_fit_corrected_by_hand_bends_locally(renderers, photos):
+    fit = renderers["astronaut"].fit
+    moved = fit.keypoints[:, :2].copy()
+    chin = KEYPOINT_INDEX["chin"]
+    moved[chin] += (0.0, 0.15 * fit.scale)  # drag the chin down
+    adjusted = adjust_fit(fit, moved)
+    assert adjusted.source == fit.source and np.allclose(adjusted.keypoints[:, :2], moved)
+    shift = np.linalg.norm(adjusted.landmarks[:, :2] - fit.landmarks[:, :2], axis=1)
+    assert np.all(shift[list(fm.IRIS_L) + list(fm.IRIS_R)] < 0.02 * fit.scale)  # far from the chin: kept
+    assert adjusted.canonical_keypoints[chin, 1] < fit.canonical_keypoints[chin, 1]  # the identity's chin is lower
+    unchanged = adjust_fit(fit, fit.keypoints[:, :2])
+    np.testing.assert_allclose(unchanged.landmarks, fit.landmarks, atol=1e-6)
+    r = PortraitRenderer(photos["astronaut"], adjusted)
+    assert psnr(r.render(r.rig.rest_frame()), photos["astronaut"]) >= 45.0
+    with pytest.raises(PortraitError, match="less than 4 pixels"):
+        adjust_fit(fit, np.zeros((21, 2)))
+
+
+def test_starting_keypoints_are_an_upright_face_inside_the_image():
+    points = starting_keypoints((480, 640))
+    assert points.shape == (21, 2) and np.all((points >= 0) & (points < (640, 480)))
+    fit = fit_from_keypoints((480, 640), points)
+    assert np.allclose(np.linalg.norm(fit.rotation - np.eye(3)), 0.0, atol=0.05)
+    assert fit.scale == pytest.approx(480 / 6, rel=0.01)

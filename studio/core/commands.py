@@ -182,6 +182,14 @@ class UndoStack:
         if not was_clean:
             self.events.clean.emit(clean=True)
 
+    def reset_clean(self) -> None:
+        """Leave the clean state with no clean point in the history (a document recovered from an
+        autosave differs from every saved file): modified until the next save."""
+        was_clean = self.is_clean
+        self._clean = None
+        if was_clean:
+            self.events.clean.emit(clean=False)
+
     def _changed(self, was_clean: bool) -> None:
         self.events.index.emit(index=self._index)
         if was_clean != self.is_clean:

@@ -214,6 +214,16 @@ def emotion_weights(segments: Iterable[EmotionSegment], frames) -> np.ndarray:
     return w
 
 
+def _keypoint_array(points, columns: int, what: str) -> np.ndarray | None:
+    """None, or the 21 keypoints as a read-only float64 (21, columns) array (ValueError naming ``what``)."""
+    if points is None:
+        return None
+    value = np.asarray(points, dtype=np.float64)
+    if value.shape != (NUM_KEYPOINTS, columns) or not np.all(np.isfinite(value)):
+        raise ValueError(f"{what} must be finite with shape ({NUM_KEYPOINTS}, {columns}), got {value.shape}")
+    return _readonly(value)
+
+
 def _check_channel(channel: str) -> None:
     if channel not in CHANNEL_INDEX:
         raise KeyError(f"unknown motion channel {channel!r}")
@@ -223,9 +233,9 @@ class Project:
     """The document every view observes and every edit goes through."""
 
     #: One event per kind of state; ``changed`` follows every edit that can change the evaluated
-    #: motion (all but sources and identity), with the edited ``slot``.
-    EVENTS = ("sources", "identity", "timing", "base", "layers", "keys", "emotion", "controls",
-              "locks", "limits", "changed")
+    #: motion (all but sources, identity and portrait keypoints), with the edited ``slot``.
+    EVENTS = ("sources", "identity", "portrait_keypoints", "timing", "base", "layers", "keys", "emotion",
+              "controls", "locks", "limits", "changed")
 
     def __init__(self, fps: float = 25.0, num_frames: int = 0):
         self._check_timing(fps, num_frames)
@@ -233,6 +243,7 @@ class Project:
         self._num_frames = int(num_frames)
         self._sources: dict[str, Source] = {}
         self._identity: np.ndarray | None = None
+        self._portrait_keypoints: np.ndarray | None = None
         self._base: BaseMotion | None = None
         self._layers: tuple[Layer, ...] = ()
         self._segments: tuple[EmotionSegment, ...] = ()
@@ -248,6 +259,10 @@ class Project:
     duration = property(lambda self: self._num_frames / self._fps)
     sources = property(lambda self: MappingProxyType(self._sources))
     identity = property(lambda self: self._identity, doc="The identity's canonical keypoints (21, 3), or None.")
+    portrait_keypoints = property(
+        lambda self: self._portrait_keypoints,
+        doc="The portrait's 21 keypoints (21, 2) in image pixels (x right, y down) as placed or corrected "
+            "by hand, or None: the face detector's fit is used as it is.")
     base = property(lambda self: self._base)
     layers = property(lambda self: self._layers)
     emotion_segments = property(lambda self: self._segments)
@@ -280,6 +295,8 @@ class Project:
             return self._sources.get(slot[1])
         if kind == "identity":
             return self._identity
+        if kind == "portrait_keypoints":
+            return self._portrait_keypoints
         if kind == "timing":
             return (self._fps, self._num_frames)
         if kind == "base":
@@ -316,6 +333,10 @@ class Project:
             self._identity = value
             self.events.identity.emit()
             return
+        if kind == "portrait_keypoints":
+            self._portrait_keypoints = value
+            self.events.portrait_keypoints.emit()
+            return  # the portrait's fit does not change the evaluated motion
         if kind == "timing":
             self._fps, self._num_frames = value
             self.events.timing.emit()
@@ -360,6 +381,21 @@ class Project:
         old = self._get_slot(slot)
         self.undo_stack.push(SetSlot(self, slot, old, new, text, merge_id))
 
+    def copy(self) -> "Project":
+        """A new project with the same state and no history (clean). Every slot holds an immutable
+        value, so the copy shares them: cheap, and safe to hand to a worker thread (autosave)."""
+        twin = Project(self._fps, self._num_frames)
+        twin._sources = dict(self._sources)
+        twin._identity = self._identity
+        twin._portrait_keypoints = self._portrait_keypoints
+        twin._base = self._base
+        twin._layers = self._layers
+        twin._segments = self._segments
+        twin._control_curves = dict(self._control_curves)
+        twin._locks = self._locks
+        twin._limits = dict(self._limits)
+        return twin
+
     def macro(self, text: str):
         """Group several edits into one undo step: ``with project.macro("Paste keys"): …``."""
         return self.undo_stack.macro(text)
@@ -373,13 +409,14 @@ class Project:
         self._edit(("source", role), source, f"Set {role}" if source else f"Remove {role}")
 
     def set_identity(self, canonical_keypoints: np.ndarray | None) -> None:
-        value = None
-        if canonical_keypoints is not None:
-            value = np.asarray(canonical_keypoints, dtype=np.float64)
-            if value.shape != (NUM_KEYPOINTS, 3) or not np.all(np.isfinite(value)):
-                raise ValueError(f"canonical keypoints must be finite with shape ({NUM_KEYPOINTS}, 3), got {value.shape}")
-            value = _readonly(value)
+        value = _keypoint_array(canonical_keypoints, 3, "canonical keypoints")
         self._edit(("identity",), value, "Set identity")
+
+    def set_portrait_keypoints(self, keypoints: np.ndarray | None) -> None:
+        """Place the portrait's 21 keypoints by hand (21, 2) image pixels; None goes back to the
+        detector's fit. The view that edits them also sets the identity they imply (one macro)."""
+        value = _keypoint_array(keypoints, 2, "portrait keypoints")
+        self._edit(("portrait_keypoints",), value, "Place face keypoints" if value is not None else "Reset face keypoints")
 
     @staticmethod
     def _check_timing(fps: float, num_frames: int) -> None:

@@ -9,11 +9,12 @@
 * Older schema versions migrate step by step through :data:`MIGRATIONS`; newer ones are refused.
 * :func:`autosave_path` gives the recovery file of a project (per user, outside the project folder).
 
-``project.json`` (version 1)::
+``project.json`` (version 2)::
 
-    {"format": "studio-project", "version": 1, "saved_by": "...", "fps": 25.0, "num_frames": 250,
+    {"format": "studio-project", "version": 2, "saved_by": "...", "fps": 25.0, "num_frames": 250,
      "sources": [{"role": "audio", "path": "/abs/speech.wav", "relpath": "speech.wav", "sha256": "…"}],
      "identity": null | [[x, y, z] × 21],
+     "portrait_keypoints": null | [[x, y] × 21],                  # image pixels, placed by hand
      "base": null | {"generator": "rig", "settings": {...}, "values": "base_values",
                      "conditions": "base_conditions"},          # names of arrays in arrays.npz
      "layers": [{"id", "name", "blend": "REPLACE"|"ADD", "influence", "mute",
@@ -21,6 +22,8 @@
      "emotion_segments": [{"id", "label", "start", "end", "strength", "blend_in", "blend_out"}],
      "controls": {"intensity": curve | null, "overrides": {eye channel: curve}},
      "locks": [group, ...], "limits": {channel: [low, high]}}
+
+Version history: 1 → 2 added ``portrait_keypoints`` (a version-1 file has none).
 """
 
 from __future__ import annotations
@@ -42,15 +45,22 @@ from studio.core.document import BaseMotion, EmotionSegment, Layer, Project, Sou
 from studio.core.fcurve import FCurve
 
 FORMAT = "studio-project"
-VERSION = 1
+VERSION = 2
 EXTENSION = ".thproj"
 JSON_MEMBER = "project.json"
 ARRAYS_MEMBER = "arrays.npz"
 MAX_JSON_BYTES = 256 << 20
 MAX_ARRAYS_BYTES = 4 << 30
 
+
+
+def _v1_to_v2(doc: dict) -> dict:
+    doc.setdefault("portrait_keypoints", None)
+    return doc
+
+
 #: ``MIGRATIONS[v]`` turns a version-``v`` project.json dict into a version ``v + 1`` one.
-MIGRATIONS: dict[int, Callable[[dict], dict]] = {}
+MIGRATIONS: dict[int, Callable[[dict], dict]] = {1: _v1_to_v2}
 
 
 class ProjectFileError(ValueError):
@@ -78,6 +88,7 @@ def save_project(project: Project, path: str | Path, *, mark_clean: bool = True)
         "num_frames": project.num_frames,
         "sources": [_source_to_dict(s, folder) for s in project.sources.values()],
         "identity": None if project.identity is None else project.identity.tolist(),
+        "portrait_keypoints": None if project.portrait_keypoints is None else project.portrait_keypoints.tolist(),
         "base": base,
         "layers": [{"id": l.id, "name": l.name, "blend": l.blend.value, "influence": float(l.influence),
                     "mute": bool(l.mute), "curves": {c: curve.to_dict() for c, curve in l.curves.items()}}
@@ -250,13 +261,14 @@ def _build(doc: dict, arrays: dict[str, np.ndarray], folder: Path) -> Project:
             path = str((folder / rel).resolve())
         slot(("source", role), _guard(f"sources[{i}]", lambda: Source(role, path, sha)))
 
-    identity = top.get("identity", list, optional=True)
-    if identity is not None:
-        ident = _guard("identity", lambda: np.array(identity, dtype=np.float64))
-        if ident.shape != (21, 3) or not np.all(np.isfinite(ident)):
-            raise ProjectFileError(f"identity must be 21 × 3 finite numbers, got shape {ident.shape}")
-        ident.setflags(write=False)
-        slot(("identity",), ident)
+    for key, columns in (("identity", 3), ("portrait_keypoints", 2)):
+        raw = top.get(key, list, optional=True)
+        if raw is not None:
+            points = _guard(key, lambda raw=raw: np.array(raw, dtype=np.float64))
+            if points.shape != (21, columns) or not np.all(np.isfinite(points)):
+                raise ProjectFileError(f"{key} must be 21 × {columns} finite numbers, got shape {points.shape}")
+            points.setflags(write=False)
+            slot((key,), points)
 
     base = top.get("base", dict, optional=True)
     if base is not None:
@@ -314,10 +326,12 @@ def recovery_folder() -> Path:
     return Path(state) / "talking-head-studio" / "recovery"
 
 
-def autosave_path(project_path: str | Path | None, session: str = "untitled") -> Path:
-    """The recovery file for a project: one per project path (or per session for unsaved projects)."""
+def autosave_path(project_path: str | Path | None, session: str = "untitled", folder: str | Path | None = None) -> Path:
+    """The recovery file for a project: one per project path (or per session for unsaved projects),
+    in ``folder`` (default :func:`recovery_folder`)."""
+    folder = recovery_folder() if folder is None else Path(folder)
     if project_path is None:
-        return recovery_folder() / f"{session}{EXTENSION}"
+        return folder / f"{session}{EXTENSION}"
     p = Path(project_path).resolve()
     digest = hashlib.sha1(str(p).encode()).hexdigest()[:10]
-    return recovery_folder() / f"{p.stem}-{digest}{EXTENSION}"
+    return folder / f"{p.stem}-{digest}{EXTENSION}"

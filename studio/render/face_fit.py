@@ -31,6 +31,7 @@ from studio.core.keypoints import (
     EYE_CENTER_FROM_PIVOT,
     KEYPOINT_INDEX,
     KEYPOINT_NAMES,
+    MEAN_FACE,
     MEDIAPIPE_INDICES,
     NUM_KEYPOINTS,
     eye_centers,
@@ -226,16 +227,41 @@ def read_keypoints_json(path: str | Path) -> np.ndarray:
     return array[:, :2]
 
 
-def fit_from_keypoints(image_size: tuple[int, int], keypoints: np.ndarray) -> FaceFit:
-    """A fit from 21 hand-placed keypoints (21, 2) image pixels: the mean dense face
-    (:func:`studio.render.mean_face.mean_dense_face`) aligned to them by a similarity transform and
-    bent onto them with a smooth interpolation of the residuals."""
-    from studio.render.mean_face import place_mean_face
-
+def _checked_keypoints(keypoints: np.ndarray) -> np.ndarray:
     keypoints = np.asarray(keypoints, dtype=np.float64)
     if keypoints.shape != (NUM_KEYPOINTS, 2) or not np.all(np.isfinite(keypoints)):
         raise PortraitError(f"expected {NUM_KEYPOINTS} finite keypoints (x, y), got shape {keypoints.shape}")
     left, right = eye_centers(np.c_[keypoints, np.zeros(NUM_KEYPOINTS)])
     if np.linalg.norm(left - right) < 4.0:
         raise PortraitError("the keypoints' eyes are less than 4 pixels apart: place them on a larger face")
-    return _fit_landmarks(place_mean_face(keypoints), image_size, "keypoints", 1)
+    return keypoints
+
+
+def fit_from_keypoints(image_size: tuple[int, int], keypoints: np.ndarray) -> FaceFit:
+    """A fit from 21 hand-placed keypoints (21, 2) image pixels: the mean dense face
+    (:func:`studio.render.mean_face.mean_dense_face`) aligned to them by a similarity transform and
+    bent onto them with a smooth interpolation of the residuals."""
+    from studio.render.mean_face import place_mean_face
+
+    return _fit_landmarks(place_mean_face(_checked_keypoints(keypoints)), image_size, "keypoints", 1)
+
+
+def adjust_fit(fit: FaceFit, keypoints: np.ndarray) -> FaceFit:
+    """A detected fit corrected by hand: its 21 keypoints moved to ``keypoints`` (21, 2) image
+    pixels, the dense landmarks bent smoothly with them (the manual path's interpolation), and the
+    pose, scale and identity taken from the result. The fit keeps its source (iris landmarks and
+    all), so only the region around a moved keypoint changes."""
+    from studio.render.mean_face import BEND_WIDTH, bend_landmarks
+
+    landmarks = bend_landmarks(fit.landmarks, _checked_keypoints(keypoints), BEND_WIDTH * fit.scale)
+    return _fit_landmarks(landmarks, fit.image_size, fit.source, fit.faces_found)
+
+
+def starting_keypoints(image_size: tuple[int, int]) -> np.ndarray:
+    """Where to start placing the 21 keypoints on a face the detector missed (21, 2) image pixels:
+    the mean face, upright, centred, its eyes a sixth of the image's smaller side apart."""
+    h, w = image_size
+    points = MEAN_FACE[:, :2] * (1.0, -1.0)  # face units, image axes (y down)
+    left, right = eye_centers(MEAN_FACE)
+    middle = 0.5 * (left + right)[:2] * (1.0, -1.0)
+    return (points - middle) * (min(h, w) / 6.0) + (w / 2.0, h / 2.0 - min(h, w) / 10.0)

@@ -10,6 +10,7 @@ and lower contour of a lip or lid can be paired point by point along it.
 from __future__ import annotations
 
 from functools import cache
+from pathlib import Path
 
 import numpy as np
 
@@ -48,13 +49,32 @@ EYE_R_RING = ring(EYE_R_UPPER, EYE_R_LOWER)
 EYE_L_RING = ring(EYE_L_UPPER, EYE_L_LOWER)
 
 
+def _tessellation() -> frozenset:
+    """FaceMesh's published tessellation (its edge list), read from mediapipe's own data module
+    without importing the mediapipe package: that import loads TensorFlow Lite and matplotlib and
+    holds the GIL for tens of milliseconds, which the desktop application (building a renderer
+    beside its GUI thread) must not pay. Falls back to the ordinary import."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("mediapipe")  # finds the package without running it
+    locations = list(spec.submodule_search_locations or []) if spec is not None else []
+    for folder in locations:
+        path = Path(folder) / "python" / "solutions" / "face_mesh_connections.py"
+        if path.is_file():
+            module_spec = importlib.util.spec_from_file_location("_studio_face_mesh_connections", path)
+            module = importlib.util.module_from_spec(module_spec)
+            module_spec.loader.exec_module(module)
+            return module.FACEMESH_TESSELATION
+    from mediapipe.python.solutions.face_mesh_connections import FACEMESH_TESSELATION
+
+    return FACEMESH_TESSELATION
+
+
 @cache
 def surface_triangles() -> np.ndarray:
     """The face surface as (F, 3) landmark triangles, read off FaceMesh's published tessellation
     (its edge list: every 3-clique of edges is a triangle). The mouth and the eyes are holes."""
-    from mediapipe.python.solutions.face_mesh_connections import FACEMESH_TESSELATION
-
-    edges = {tuple(sorted(e)) for e in FACEMESH_TESSELATION}
+    edges = {tuple(sorted(e)) for e in _tessellation()}
     neighbours: dict[int, set[int]] = {}
     for a, b in edges:
         neighbours.setdefault(a, set()).add(b)

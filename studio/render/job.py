@@ -59,6 +59,56 @@ class RenderResult:
     warnings: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class VideoExportRequest:
+    """A motion (T, 74) rendered over a fitted portrait into an MP4 (with ``audio``) or a PNG
+    sequence (``frames_folder``): what the GUI's export hands to its worker, and the last stage of
+    :func:`render_video`."""
+
+    image: np.ndarray = field(repr=False)  # H × W × 3 uint8 RGB
+    fit: FaceFit = field(repr=False)
+    values: np.ndarray = field(repr=False)
+    fps: float
+    output: Path
+    audio: Path | None = None
+    frames_folder: bool = False
+    backend: str = "opencv"
+    device: str = "auto"
+    preset: str = "veryfast"
+    crf: int = 18
+
+
+def export_video(request: VideoExportRequest, *, progress: Callable[[float], None] | None = None,
+                 cancel: Callable[[], bool] | None = None) -> dict[str, float]:
+    """Renders every frame and writes them as they come; returns the seconds spent in ``render``
+    (the warp) and ``encode`` (the rest of the loop). Cancelling leaves nothing behind."""
+    from studio.io.video import write_mp4, write_png_sequence
+
+    # torch is imported for the torch backend only
+    from studio.render.portrait_torch import create_renderer
+
+    t0 = time.perf_counter()
+    renderer = create_renderer(request.image, request.fit, backend=request.backend, device=request.device)
+    render_time = [time.perf_counter() - t0]
+    values = np.asarray(request.values, dtype=np.float64)
+
+    def frames():
+        for frame in values:
+            start = time.perf_counter()
+            picture = renderer.render(frame)
+            render_time[0] += time.perf_counter() - start
+            yield picture
+
+    t0 = time.perf_counter()
+    if request.frames_folder:
+        write_png_sequence(request.output, frames(), num_frames=len(values), progress=progress, cancel=cancel)
+    else:
+        write_mp4(request.output, frames(), fps=request.fps, audio=request.audio, num_frames=len(values),
+                  progress=progress, cancel=cancel, preset=request.preset, crf=request.crf)
+    loop = time.perf_counter() - t0
+    return {"render": render_time[0], "encode": max(0.0, loop - render_time[0])}
+
+
 def fit_for(image: np.ndarray, request: RenderRequest) -> FaceFit:
     if request.keypoints is not None:
         return fit_from_keypoints(image.shape[:2], read_keypoints_json(request.keypoints))
@@ -69,8 +119,7 @@ def render_video(request: RenderRequest, *, progress: Callable[[float], None] | 
                  cancel: Callable[[], bool] | None = None) -> RenderResult:
     """Runs the job; ``progress`` gets 0…1 over the whole job, ``cancel()`` True stops it
     (:class:`studio.io.video.ExportCancelled`, nothing left behind)."""
-    from studio.io.video import ExportCancelled, write_mp4, write_png_sequence
-    from studio.render.portrait_torch import create_renderer  # imports torch for that backend only
+    from studio.io.video import ExportCancelled
 
     seconds: dict[str, float] = {}
     report = progress or (lambda fraction: None)
@@ -99,29 +148,10 @@ def render_video(request: RenderRequest, *, progress: Callable[[float], None] | 
     if cancel is not None and cancel():
         raise ExportCancelled("cancelled")
 
-    t0 = time.perf_counter()
-    renderer = create_renderer(image, fit, backend=request.backend, device=request.device)
-    render_time = [time.perf_counter() - t0]
-    values = np.asarray(motion.values, dtype=np.float64)
-
-    def frames():
-        for frame in values:
-            start = time.perf_counter()
-            picture = renderer.render(frame)
-            render_time[0] += time.perf_counter() - start
-            yield picture
-
-    def loop_progress(fraction: float) -> None:
-        report(generate_share + (1.0 - generate_share) * fraction)
-
-    t0 = time.perf_counter()
-    if request.frames_folder:
-        write_png_sequence(request.output, frames(), num_frames=len(values), progress=loop_progress, cancel=cancel)
-    else:
-        audio = None if request.audio is None else Path(request.audio)
-        write_mp4(request.output, frames(), fps=motion.fps, audio=audio, num_frames=len(values),
-                  progress=loop_progress, cancel=cancel, preset=request.preset)
-    loop = time.perf_counter() - t0
-    seconds["render"] = render_time[0]
-    seconds["encode"] = max(0.0, loop - render_time[0])
-    return RenderResult(Path(request.output), len(values), float(motion.fps), fit, motion, seconds, tuple(warnings))
+    export = VideoExportRequest(image, fit, motion.values, motion.fps, Path(request.output),
+                                audio=None if request.audio is None else Path(request.audio),
+                                frames_folder=request.frames_folder, backend=request.backend, device=request.device,
+                                preset=request.preset)
+    seconds.update(export_video(export, progress=lambda f: report(generate_share + (1.0 - generate_share) * f),
+                                cancel=cancel))
+    return RenderResult(Path(request.output), len(motion), float(motion.fps), fit, motion, seconds, tuple(warnings))

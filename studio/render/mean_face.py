@@ -41,8 +41,15 @@ def place_mean_face(keypoints: np.ndarray) -> np.ndarray:
     placed = np.empty_like(dense)
     placed[:, :2] = scale * (dense[:, :2] * (1.0, -1.0) - mu_s) @ rot.T + mu_d
     placed[:, 2] = scale * dense[:, 2]
-    # Bend the dense face so its keypoints land exactly: Gaussian RBF of the residuals.
-    width = BEND_WIDTH * scale
+    return bend_landmarks(placed, dst, BEND_WIDTH * scale)
+
+
+def bend_landmarks(landmarks: np.ndarray, keypoints: np.ndarray, width: float) -> np.ndarray:
+    """Dense landmarks (478, 3) image coordinates bent so that their 21 keypoint landmarks land
+    exactly on ``keypoints`` (21, 2): a Gaussian RBF (``width`` pixels) of the residuals moves the
+    rest smoothly with them; depth is kept."""
+    placed = np.array(landmarks, dtype=np.float64, copy=True)
+    dst = np.asarray(keypoints, dtype=np.float64)
     centres = placed[MEDIAPIPE_INDICES, :2]
     residual = dst - centres
     kernel = np.exp(-((centres[:, None] - centres[None]) ** 2).sum(-1) / width ** 2)

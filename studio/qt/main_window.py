@@ -1,0 +1,574 @@
+"""The studio's main window: dockable panels, menus and shortcuts, jobs, files, safety.
+
+It owns one :class:`~studio.core.session.Session` (the viewer model) and wires the parts that
+observe it: the media controller (sources loaded), the :class:`~studio.qt.viewport2d.Viewport2D`,
+the media bin and the job list (docks), the :class:`~studio.qt.transport.Transport`, the
+:class:`~studio.qt.recovery.Recovery` autosave. Every edit goes through the document's methods
+(undoable commands); long work runs as jobs (:mod:`studio.qt.workers`) whose results are applied
+here, on the GUI thread. Panels still to come plug in the same way: a widget constructed with the
+session, added with :meth:`MainWindow.add_panel`.
+
+Settings (QSettings): window geometry and dock layout, recent files, the autosave interval and the
+recovery bookkeeping. Questions to the user go through :class:`~studio.qt.dialogs.Dialogs`.
+"""
+
+from __future__ import annotations
+
+import datetime
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QSettings, Qt
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import (
+    QApplication,
+    QDockWidget,
+    QLabel,
+    QMainWindow,
+    QSlider,
+    QStyle,
+    QToolBar,
+    QWidget,
+)
+
+from studio.core.document import (
+    EMOTIONS,
+    BaseMotion,
+    EmotionSegment,
+    Project,
+    emotion_weights,
+)
+from studio.core.motion import CHANNEL_GROUPS, CHANNELS
+from studio.core.motion_file import Motion
+from studio.core.project_file import (
+    EXTENSION,
+    ProjectFileError,
+    load_project,
+    save_project,
+)
+from studio.core.session import Session, format_time
+
+# The engines the jobs hand their requests to, imported with the window (not at the first click,
+# which would freeze it for their import time).
+from studio.generate.pipeline import GENERATORS, GenerateRequest, generate
+from studio.generate.rig import num_frames_for
+from studio.jobs import (
+    MotionExportRequest,
+    export_motion_job,
+    inference_device_job,
+    run_in_process,
+)
+from studio.qt.dialogs import EXPORT_KINDS, Dialogs, ExportSettings, GenerateSettings
+from studio.qt.media import MediaController, role_extensions, role_for
+from studio.qt.panels import JobList, MediaBin
+from studio.qt.recovery import Recovery
+from studio.qt.transport import Transport, default_clock
+from studio.qt.viewport2d import Viewport2D
+from studio.qt.workers import Job, JobManager
+from studio.render.job import VideoExportRequest, export_video
+
+MAX_RECENT = 10
+NOTICE_MS = 8000
+_device: dict[str, str] = {}  # "text": where inference runs, found once per process
+
+
+class MainWindow(QMainWindow):
+    """The application window (see the module docstring)."""
+
+    def __init__(self, settings: QSettings | None = None, *, autosave_s: float | None = None,
+                 clock_for=default_clock, probe_device: bool = True):
+        super().__init__()
+        self.setObjectName("studioMainWindow")
+        # An INI file on every platform (not the Windows registry): the recovery files sit beside it.
+        self.settings = settings if settings is not None else QSettings(QSettings.IniFormat, QSettings.UserScope,
+                                                                        QApplication.organizationName(),
+                                                                        QApplication.applicationName())
+        self.dialogs = Dialogs(self)
+        self.session = Session()
+        self.jobs = JobManager(self)
+        self.media = MediaController(self.session, self.jobs, self)
+        self.transport = Transport(self.session, clock_for, self)
+        self.recovery = Recovery(self.session, self.settings, self.jobs, autosave_s, self)
+        self.generate_defaults = GenerateSettings()
+        self._shut_down = False
+
+        self.viewport = Viewport2D(self.session, self.media, self)
+        self.media_bin = MediaBin(self.session, self)
+        self.job_list = JobList(self.jobs, self)
+        self.setDockNestingEnabled(True)
+        self.viewport_dock = self.add_panel("2D view", self.viewport, Qt.RightDockWidgetArea)
+        self.media_dock = self.add_panel("Media", self.media_bin, Qt.LeftDockWidgetArea)
+        self.jobs_dock = self.add_panel("Jobs", self.job_list, Qt.LeftDockWidgetArea)
+        self.resizeDocks([self.media_dock, self.jobs_dock], [260, 420], Qt.Vertical)
+        self.resizeDocks([self.media_dock, self.viewport_dock], [380, 900], Qt.Horizontal)
+
+        self._build_actions()
+        self._build_menus()
+        self._build_transport_bar()
+        self._build_status_bar()
+        self.setAcceptDrops(True)
+        self.resize(1280, 800)
+        self._restore_layout()
+
+        self.session.events.project.connect(self._on_project)
+        self.session.events.path.connect(self._update_title)
+        self.session.events.modified.connect(self._update_title)
+        self.session.events.frame.connect(self._on_frame)
+        self.session.events.playing.connect(self._on_playing)
+        self.session.events.media.connect(self._update_enabled)
+        self.media.notice.connect(self.notice)
+        self.media.portrait_changed.connect(self._update_enabled)
+        self.viewport.notice.connect(self.notice)
+        self.transport.notice.connect(self.notice)
+        self.jobs.failed.connect(self._on_job_failed)
+        self.media_bin.import_requested.connect(self.import_dialog)
+        self._on_project()
+        if probe_device:
+            self._probe_device()
+
+    # --- layout -----------------------------------------------------------------------------------
+    def add_panel(self, title: str, widget: QWidget, area=Qt.LeftDockWidgetArea) -> QDockWidget:
+        """Dock a panel (a widget observing the session); its state is remembered by its title."""
+        dock = QDockWidget(title, self)
+        dock.setObjectName(f"dock{title.replace(' ', '')}")
+        dock.setWidget(widget)
+        dock.setFeatures(QDockWidget.DockWidgetMovable | QDockWidget.DockWidgetFloatable
+                         | QDockWidget.DockWidgetClosable)
+        self.addDockWidget(area, dock)
+        return dock
+
+    def _restore_layout(self) -> None:
+        geometry = self.settings.value("window/geometry")
+        state = self.settings.value("window/state")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        if state is not None:
+            self.restoreState(state)
+
+    # --- actions and menus ------------------------------------------------------------------------
+    def _action(self, text: str, slot, shortcut=None, tip: str = "", checkable: bool = False) -> QAction:
+        action = QAction(text, self)
+        if shortcut is not None:
+            shortcuts = shortcut if isinstance(shortcut, (list, tuple)) else [shortcut]
+            action.setShortcuts([QKeySequence(s) for s in shortcuts])
+        if tip:
+            action.setStatusTip(tip)
+            action.setToolTip(tip)
+        action.setCheckable(checkable)
+        action.triggered.connect(slot)
+        self.addAction(action)  # shortcuts work wherever the focus is in the window
+        return action
+
+    def _build_actions(self) -> None:
+        a = self._action
+        self.new_action = a("&New", self.new_project, QKeySequence.New)
+        self.open_action = a("&Open…", self.open_dialog, QKeySequence.Open)
+        self.save_action = a("&Save", self.save, QKeySequence.Save)
+        self.save_as_action = a("Save &As…", self.save_as, "Ctrl+Shift+S")
+        self.quit_action = a("&Quit", self.close, QKeySequence.Quit)
+        self.import_actions = {role: a(f"{role.capitalize() if role != 'mesh' else 'Head mesh'}…",
+                                       lambda checked=False, role=role: self.import_dialog(role))
+                               for role in ("portrait", "mesh", "audio", "transcript")}
+        self.export_actions = {kind: a(f"{label}…", lambda checked=False, kind=kind: self.export_dialog(kind))
+                               for kind, label in EXPORT_KINDS.items()}
+        self.undo_action = a("&Undo", self.undo, "Ctrl+Z")
+        self.redo_action = a("&Redo", self.redo, ["Ctrl+Shift+Z", "Ctrl+Y"])
+        self.play_action = a("&Play", self.transport.toggle, "Space", "Play or pause")
+        self.loop_action = a("&Loop", self._on_loop_toggled, None, "Loop playback", checkable=True)
+        self.loop_action.setChecked(self.session.looping)
+        self.next_action = a("&Next frame", lambda: self.transport.step(1), "Right")
+        self.previous_action = a("P&revious frame", lambda: self.transport.step(-1), "Left")
+        self.start_action = a("Jump to &start", self.transport.to_start, "Home")
+        self.end_action = a("Jump to &end", self.transport.to_end, "End")
+        self.generate_action = a("&Generate…", self.generate_dialog, "Ctrl+G",
+                                 "Speech → motion: the project's base motion, as one undo step")
+        self.key_action = a("Set &key", self.key_selection, "K", "Key the selected channels at the playhead")
+
+    def _build_menus(self) -> None:
+        bar = self.menuBar()
+        file = bar.addMenu("&File")
+        file.addActions([self.new_action, self.open_action])
+        self.recent_menu = file.addMenu("Open &Recent")
+        self.recent_menu.aboutToShow.connect(self._fill_recent)
+        file.addActions([self.save_action, self.save_as_action])
+        file.addSeparator()
+        imports = file.addMenu("&Import")
+        imports.addActions(list(self.import_actions.values()))
+        exports = file.addMenu("&Export")
+        exports.addActions(list(self.export_actions.values()))
+        file.addSeparator()
+        file.addAction(self.quit_action)
+        edit = bar.addMenu("&Edit")
+        edit.addActions([self.undo_action, self.redo_action])
+        view = bar.addMenu("&View")
+        view.addActions([dock.toggleViewAction() for dock in (self.viewport_dock, self.media_dock, self.jobs_dock)])
+        view.addSeparator()
+        view.addActions([self.viewport.show_keypoints, self.viewport.edit_fit, self.viewport.reset_fit])
+        playback = bar.addMenu("&Playback")
+        playback.addActions([self.play_action, self.loop_action])
+        playback.addSeparator()
+        playback.addActions([self.previous_action, self.next_action, self.start_action, self.end_action])
+        animation = bar.addMenu("&Animation")
+        animation.addAction(self.generate_action)
+        animation.addSeparator()
+        animation.addAction(self.key_action)
+        select = animation.addMenu("Select &channels")
+        for group in CHANNEL_GROUPS:
+            select.addAction(f"{group.capitalize()} ({len(CHANNEL_GROUPS[group])})",
+                             lambda group=group: self.session.select_channels([group]))
+        select.addSeparator()
+        select.addAction("All channels", lambda: self.session.select_channels(CHANNELS))
+        select.addAction("Clear selection", self.session.clear_selection)
+
+    def _build_transport_bar(self) -> None:
+        icons = {self.start_action: QStyle.SP_MediaSkipBackward, self.previous_action: QStyle.SP_MediaSeekBackward,
+                 self.play_action: QStyle.SP_MediaPlay, self.next_action: QStyle.SP_MediaSeekForward,
+                 self.end_action: QStyle.SP_MediaSkipForward, self.loop_action: QStyle.SP_BrowserReload}
+        for action, icon in icons.items():
+            action.setIcon(self.style().standardIcon(icon))
+        bar = QToolBar("Transport", self)
+        bar.setObjectName("transportBar")
+        bar.addActions([self.start_action, self.previous_action, self.play_action, self.next_action,
+                        self.end_action, self.loop_action])
+        self.scrubber = QSlider(Qt.Horizontal, bar)
+        self.scrubber.setObjectName("scrubber")
+        self.scrubber.setMinimumWidth(320)
+        self.scrubber.setToolTip("The playhead: drag to scrub")
+        self.scrubber.valueChanged.connect(self._on_scrub)
+        bar.addWidget(self.scrubber)
+        self.time_label = QLabel(bar)
+        self.time_label.setMinimumWidth(190)
+        self.time_label.setContentsMargins(10, 0, 10, 0)
+        bar.addWidget(self.time_label)
+        self.addToolBar(Qt.TopToolBarArea, bar)
+        self.transport_bar = bar
+
+    def _build_status_bar(self) -> None:
+        status = self.statusBar()
+        self.device_label = QLabel("Inference: …", status)
+        self.device_label.setToolTip("Where inference runs (torch: CUDA when it really works, else the CPU)")
+        self.playhead_label = QLabel(status)
+        status.addPermanentWidget(self.playhead_label)
+        status.addPermanentWidget(self.device_label)
+
+    def _probe_device(self) -> None:
+        if "text" in _device:
+            self.device_label.setText(f"Inference: {_device['text']}")
+            return
+
+        def done(text: str) -> None:
+            _device["text"] = text
+            self.device_label.setText(f"Inference: {text}")
+
+        self.jobs.run("Find the inference device", lambda: run_in_process(inference_device_job, None),
+                      on_done=done, visible=False)
+
+    # --- following the session --------------------------------------------------------------------
+    def _on_project(self, event=None) -> None:
+        if event is not None:
+            event.previous.undo_stack.events.index.disconnect(self._on_undo_index)
+            event.previous.events.timing.disconnect(self._on_timing)
+        project = self.session.project
+        project.undo_stack.events.index.connect(self._on_undo_index)
+        project.events.timing.connect(self._on_timing)
+        self._on_undo_index()
+        self._on_timing()
+        self._update_title()
+
+    def _on_undo_index(self, event=None) -> None:
+        stack = self.session.project.undo_stack
+        self.undo_action.setEnabled(stack.can_undo)
+        self.redo_action.setEnabled(stack.can_redo)
+        self.undo_action.setText(f"&Undo {stack.undo_text}" if stack.can_undo else "&Undo")
+        self.redo_action.setText(f"&Redo {stack.redo_text}" if stack.can_redo else "&Redo")
+
+    def _on_timing(self, event=None) -> None:
+        self.scrubber.blockSignals(True)
+        self.scrubber.setRange(0, self.session.last_frame)
+        self.scrubber.setValue(self.session.frame)
+        self.scrubber.blockSignals(False)
+        self._on_frame()
+        self._update_enabled()
+
+    def _on_frame(self, event=None) -> None:
+        s = self.session
+        if self.scrubber.value() != s.frame:
+            self.scrubber.blockSignals(True)
+            self.scrubber.setValue(s.frame)
+            self.scrubber.blockSignals(False)
+        total = s.project.num_frames
+        text = f"{format_time(s.time)} / {format_time(s.project.duration)}   frame {s.frame} / {max(total - 1, 0)}"
+        self.time_label.setText(text)
+        self.playhead_label.setText(f"{format_time(s.time)} · frame {s.frame}")
+
+    def _on_scrub(self, value: int) -> None:
+        self.session.frame = value
+
+    def _on_playing(self, event) -> None:
+        self.play_action.setText("&Pause" if event.playing else "&Play")
+        self.play_action.setIcon(self.style().standardIcon(QStyle.SP_MediaPause if event.playing
+                                                           else QStyle.SP_MediaPlay))
+
+    def _on_loop_toggled(self, checked: bool) -> None:
+        self.session.looping = checked
+
+    def _update_title(self, event=None) -> None:
+        self.setWindowTitle(self.session.title)
+
+    def _update_enabled(self, event=None) -> None:
+        has_frames = self.session.project.num_frames > 0
+        self.generate_action.setEnabled(self.session.media.audio is not None)
+        for kind, action in self.export_actions.items():
+            action.setEnabled(has_frames and (kind not in ("mp4", "png") or self.media.fit is not None))
+
+    def notice(self, text: str) -> None:
+        self.statusBar().showMessage(text, NOTICE_MS)
+
+    def _on_job_failed(self, job: Job) -> None:
+        self.notice(f"{job.title} failed: {job.error}")
+        self.dialogs.error(f"{job.title} failed", job.error, job.details)
+
+    # --- files ------------------------------------------------------------------------------------
+    def maybe_save(self) -> bool:
+        """Ask about unsaved changes; False when the user cancelled (stay where we are)."""
+        if not self.session.is_modified:
+            return True
+        answer = self.dialogs.ask_save_changes(self.session.display_name)
+        if answer == "save":
+            return self.save()
+        return answer == "discard"
+
+    def new_project(self) -> None:
+        if self.maybe_save():
+            self.recovery.discard()
+            self.session.set_project(Project())
+
+    def open_dialog(self) -> None:
+        if not self.maybe_save():
+            return
+        path = self.dialogs.open_project(str(self.session.path.parent) if self.session.path else "")
+        if path is not None:
+            self.open_project(path, ask=False)
+
+    def open_project(self, path: str | Path, ask: bool = True) -> bool:
+        """Open a project file (asking about unsaved changes first when ``ask``)."""
+        if ask and not self.maybe_save():
+            return False
+        try:
+            project = load_project(path)
+        except ProjectFileError as exc:
+            self.dialogs.error("Cannot open the project", str(exc))
+            return False
+        self.recovery.discard()
+        self.session.set_project(project, Path(path).resolve())
+        self._add_recent(Path(path).resolve())
+        self.notice(f"Opened {Path(path).name}")
+        return True
+
+    def save(self) -> bool:
+        if self.session.path is None:
+            return self.save_as()
+        return self._save_to(self.session.path)
+
+    def save_as(self) -> bool:
+        suggested = str(self.session.path or Path.home() / f"untitled{EXTENSION}")
+        path = self.dialogs.save_project_as(suggested)
+        return path is not None and self._save_to(path)
+
+    def _save_to(self, path: Path) -> bool:
+        try:
+            save_project(self.session.project, path)
+        except ProjectFileError as exc:
+            self.dialogs.error("Cannot save the project", str(exc))
+            return False
+        self.session.path = Path(path).resolve()
+        self.recovery.discard()
+        self._add_recent(self.session.path)
+        self._update_title()
+        self.notice(f"Saved {Path(path).name}")
+        return True
+
+    def recent_files(self) -> list[str]:
+        value = self.settings.value("recent", [])
+        if isinstance(value, str):
+            value = [value] if value else []
+        return [str(v) for v in (value or [])]
+
+    def _add_recent(self, path: Path) -> None:
+        recent = [str(path)] + [p for p in self.recent_files() if p != str(path)]
+        self.settings.setValue("recent", recent[:MAX_RECENT])
+
+    def _fill_recent(self) -> None:
+        self.recent_menu.clear()
+        recent = self.recent_files()
+        for path in recent:
+            self.recent_menu.addAction(path, lambda path=path: self.open_project(path))
+        if not recent:
+            self.recent_menu.addAction("(none)").setEnabled(False)
+        else:
+            self.recent_menu.addSeparator()
+            self.recent_menu.addAction("Clear the list", lambda: self.settings.setValue("recent", []))
+
+    # --- importing (menus and drops) --------------------------------------------------------------
+    def import_dialog(self, role: str) -> None:
+        path = self.dialogs.import_file(role, role_extensions()[role])
+        if path is not None:
+            self.import_files([path], role)
+
+    def import_files(self, paths, role: str | None = None) -> None:
+        """Import files (by extension unless ``role``); a project file is opened instead."""
+        for path in paths:
+            try:
+                kind = role or role_for(path)
+                if kind == "project":
+                    self.open_project(path)
+                else:
+                    self.media.import_file(path, kind)
+            except (ValueError, OSError) as exc:
+                self.dialogs.error("Cannot import", str(exc))
+
+    def dragEnterEvent(self, event) -> None:
+        if event.mimeData().hasUrls() and all(u.isLocalFile() for u in event.mimeData().urls()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:
+        paths = [Path(u.toLocalFile()) for u in event.mimeData().urls() if u.isLocalFile()]
+        event.acceptProposedAction()
+        self.import_files(paths)
+
+    # --- editing ----------------------------------------------------------------------------------
+    def undo(self) -> None:
+        self.session.project.undo_stack.undo()
+
+    def redo(self) -> None:
+        self.session.project.undo_stack.redo()
+
+    def key_selection(self) -> None:
+        keyed = self.session.key_selected_channels()
+        if keyed:
+            self.notice(f"Keyed {keyed} channel(s) at frame {self.session.frame}")
+        else:
+            self.notice("Nothing selected to key: click keypoints in the 2D view, or Animation ▸ Select channels")
+
+    # --- generate ---------------------------------------------------------------------------------
+    def generate_dialog(self) -> None:
+        settings = self.dialogs.generate_settings(self.generate_defaults, GENERATORS,
+                                                  self.session.media.transcript is not None)
+        if settings is not None:
+            self.generate_defaults = settings
+            self.start_generate(settings)
+
+    def start_generate(self, settings: GenerateSettings) -> Job | None:
+        """Generate the base motion from the project's audio in a job; the result replaces the base
+        motion (with the whole-clip emotion segment, when one was chosen) as one undo step."""
+        audio = self.media.audio
+        if audio is None:
+            self.dialogs.error("Generate", "Import speech audio first (File ▸ Import ▸ Audio).")
+            return None
+        if settings.emotion not in EMOTIONS:
+            raise ValueError(f"unknown emotion {settings.emotion!r}")
+        project = self.session.project
+        frames = np.arange(num_frames_for(audio.duration, project.fps))
+        segment = None
+        conditions = project.conditions(frames)
+        if settings.emotion != "neutral" and settings.strength > 0:
+            segment = EmotionSegment(settings.emotion, 0, len(frames), settings.strength)
+            conditions[:, 1:1 + len(EMOTIONS)] = emotion_weights(project.emotion_segments + (segment,), frames)
+        transcript = self.session.media.transcript if settings.use_transcript else None
+        model = {} if settings.generator == "rig" else {"steps": settings.steps, "guidance": settings.guidance,
+                                                         "device": settings.device}
+        request = GenerateRequest(audio, transcript=transcript, language=settings.language,
+                                  generator=settings.generator, fps=project.fps, seed=settings.seed,
+                                  conditions=conditions, canonical_keypoints=project.identity, **model)
+
+        def apply(result) -> None:
+            if self.session.project is not project:
+                self.notice("Generation finished for a project that is no longer open: result dropped")
+                return
+            info = {"seed": settings.seed, "emotion": settings.emotion, "strength": settings.strength,
+                    "transcript": transcript is not None, "phones": result.phone_method, **model}
+            with project.macro("Generate motion"):
+                if segment is not None:
+                    project.add_emotion(segment.label, segment.start, segment.end, segment.strength)
+                project.set_base(BaseMotion(result.motion.values, conditions, settings.generator, info))
+            for warning in result.warnings:
+                self.notice(f"Generate: {warning}")
+
+        return self.jobs.run("Generate motion", lambda: run_in_process(generate, request), on_done=apply)
+
+    # --- export -----------------------------------------------------------------------------------
+    def export_dialog(self, kind: str) -> None:
+        stem = self.session.path.stem if self.session.path else "untitled"
+        folder = self.session.path.parent if self.session.path else Path.home()
+        suggested = folder / {"mp4": f"{stem}.mp4", "png": f"{stem}_frames", "motion": f"{stem}.motion.json",
+                              "arkit": f"{stem}.arkit.csv"}[kind]
+        settings = self.dialogs.export_settings(kind, suggested)
+        if settings is not None:
+            self.start_export(settings)
+
+    def start_export(self, settings: ExportSettings) -> Job | None:
+        """Export the evaluated motion in a job: rendered over the portrait (MP4, PNG frames) or
+        written by the registry's exporter for the file's extension (motion, ARKit curves)."""
+        project = self.session.project
+        if project.num_frames == 0:
+            self.dialogs.error("Export", "Nothing to export yet: import audio and generate first.")
+            return None
+        values = project.evaluate()
+        name = Path(settings.path).name
+        if settings.kind in ("mp4", "png"):
+            if self.media.fit is None:
+                self.dialogs.error("Export", "The video export needs a portrait with a face fit.")
+                return None
+            audio = project.sources.get("audio")
+            request = VideoExportRequest(self.media.image, self.media.fit, values, project.fps, Path(settings.path),
+                                         audio=Path(audio.path) if audio and settings.audio and settings.kind == "mp4"
+                                         else None, frames_folder=settings.kind == "png", preset=settings.preset,
+                                         crf=settings.crf)
+            work, function = request, export_video
+        else:
+            options = {}
+            if settings.kind == "arkit" and Path(settings.path).suffix.lower() == ".csv":
+                options["layout"] = settings.layout
+            work = MotionExportRequest(Motion(values, project.fps, project.identity), Path(settings.path),
+                                       "motion" if settings.kind == "motion" else "curves", options)
+            function = export_motion_job
+        return self.jobs.run(f"Export {name}", lambda: run_in_process(function, work),
+                             on_done=lambda result: self.notice(f"Exported {name}"))
+
+    # --- start and end ----------------------------------------------------------------------------
+    def offer_recovery(self) -> bool:
+        """After a crash, offer the autosave it left; True when it was recovered."""
+        found = self.recovery.pending()
+        if found is None:
+            return False
+        saved = datetime.datetime.fromtimestamp(found.saved).strftime("%Y-%m-%d %H:%M")
+        if not self.dialogs.offer_recovery(found.project_name, saved):
+            self.recovery.discard()
+            return False
+        try:
+            self.recovery.recover(found)
+        except ProjectFileError as exc:
+            self.dialogs.error("Cannot recover", str(exc))
+            self.recovery.discard()
+            return False
+        self.notice(f"Recovered {found.project_name} from its autosave: save it to keep it")
+        return True
+
+    def closeEvent(self, event) -> None:
+        if not self._shut_down and not self.maybe_save():
+            event.ignore()
+            return
+        self.shutdown()
+        event.accept()
+
+    def shutdown(self) -> None:
+        """Stop playback and jobs, remember the layout, mark a clean exit (idempotent)."""
+        if self._shut_down:
+            return
+        self._shut_down = True
+        self.transport.shutdown()
+        self.jobs.cancel_all(wait=True)
+        self.settings.setValue("window/geometry", self.saveGeometry())
+        self.settings.setValue("window/state", self.saveState())
+        self.recovery.clean_exit()
+        self.settings.sync()

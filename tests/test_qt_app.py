@@ -1,0 +1,123 @@
+"""The application around the window: the dark Fusion theme, `studio` with no arguments launching
+it, the Generate and Export dialogs as widgets, the menus and shortcuts, the screenshots command,
+and a guard against a PySide6 release that corrupts Python's reference counts."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from PySide6.QtGui import QPalette
+from PySide6.QtWidgets import QDialogButtonBox
+
+from studio.qt.dialogs import ExportDialog, GenerateDialog, GenerateSettings
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+
+
+def test_signals_do_not_leak_references_to_true(qapp):
+    """PySide6 6.12.0's Signal.emit() drops a reference to True on every call: after a few
+    thousand emits Python aborts (bool_dealloc). pyproject.toml excludes that release."""
+    from PySide6.QtCore import QObject, Signal
+
+    class Emitter(QObject):
+        fired = Signal()
+
+    emitter = Emitter()
+    before = sys.getrefcount(True)
+    for _ in range(200):
+        emitter.fired.emit()
+    assert sys.getrefcount(True) >= before - 5
+
+
+def test_the_application_is_dark_fusion_and_named(qapp):
+    from studio.qt.app import APPLICATION, ORGANIZATION, create_app
+
+    app = create_app()
+    assert app is qapp
+    assert app.style().name().lower() == "fusion"
+    assert app.palette().color(QPalette.Window).lightness() < 80
+    assert app.palette().color(QPalette.WindowText).lightness() > 180
+    assert (app.organizationName(), app.applicationName()) == (ORGANIZATION, APPLICATION)
+
+
+def test_studio_without_arguments_launches_the_window(monkeypatch):
+    import studio.qt.app
+    from studio import cli
+
+    launched = []
+    monkeypatch.setattr(studio.qt.app, "main", lambda argv=None: launched.append(argv) or 0)
+    assert cli.main([]) == 0 and launched == [None]
+    makefile = (REPOSITORY / "Makefile").read_text()
+    assert "run: setup\n\t$(VENV_BIN)/studio\n" in makefile  # make run is `studio`, i.e. this
+
+
+def test_generate_dialog_returns_its_settings(qtbot, no_leaks):
+    dialog = GenerateDialog(GenerateSettings(seed=4), ("rig", "neural"), has_transcript=False)
+    qtbot.addWidget(dialog)
+    assert not dialog.transcript.isEnabled() and not dialog.transcript.isChecked()
+    assert not dialog.steps.isEnabled()  # the rig has no sampling steps
+    dialog.generator.setCurrentText("neural")
+    assert dialog.steps.isEnabled() and dialog.device.isEnabled()
+    dialog.steps.setValue(25)
+    dialog.device.setCurrentText("cpu")
+    dialog.emotion.setCurrentText("surprised")
+    dialog.strength.setValue(0.7)
+    settings = dialog.settings()
+    assert settings == GenerateSettings("neural", 4, "surprised", 0.7, False, steps=25, device="cpu")
+    assert dialog.findChild(QDialogButtonBox).button(QDialogButtonBox.Ok).text() == "Generate"
+
+
+def test_export_dialog_shows_the_options_of_its_kind(qtbot, no_leaks, tmp_path):
+    mp4 = ExportDialog("mp4", tmp_path / "a.mp4")
+    qtbot.addWidget(mp4)
+    mp4.crf.setValue(23)
+    mp4.preset.setCurrentText("fast")
+    mp4.audio.setChecked(False)
+    settings = mp4.settings()
+    assert (settings.kind, settings.path, settings.crf, settings.preset, settings.audio) == \
+        ("mp4", tmp_path / "a.mp4", 23, "fast", False)
+    arkit = ExportDialog("arkit", tmp_path / "a.arkit.csv")
+    qtbot.addWidget(arkit)
+    arkit.layout_choice.setCurrentText("livelinkface")
+    assert arkit.settings().layout == "livelinkface"
+    assert arkit.crf.parent() is arkit and not arkit.crf.isVisibleTo(arkit)  # no video options here
+
+
+def test_menus_and_shortcuts(make_window):
+    window = make_window()
+    menus = {a.text().replace("&", ""): a.menu() for a in window.menuBar().actions()}
+    assert list(menus) == ["File", "Edit", "View", "Playback", "Animation"]
+    shortcuts = {a.text().replace("&", ""): a.shortcut().toString() for a in window.actions()}
+    for name, keys in {"New": "Ctrl+N", "Open…": "Ctrl+O", "Save": "Ctrl+S", "Save As…": "Ctrl+Shift+S",
+                       "Undo": "Ctrl+Z", "Redo": "Ctrl+Shift+Z", "Play": "Space", "Next frame": "Right",
+                       "Previous frame": "Left", "Jump to start": "Home", "Jump to end": "End",
+                       "Set key": "K", "Generate…": "Ctrl+G"}.items():
+        assert shortcuts[name] == keys, name
+    file_menu = [a.text().replace("&", "") for a in menus["File"].actions() if a.text()]
+    assert file_menu[:4] == ["New", "Open…", "Open Recent", "Save"]
+    assert {"Import", "Export", "Quit"} <= set(file_menu)
+    animation = menus["Animation"]
+    select = next(a.menu() for a in animation.actions() if a.menu() is not None)
+    next(a for a in select.actions() if a.text().startswith("Lips")).trigger()
+    assert window.session.selection.channels[0] == "exp.lip_upper_center.x"
+    assert not window.generate_action.isEnabled()  # no audio yet
+    assert not window.export_actions["mp4"].isEnabled()
+    window.session.clear_selection()
+    window.key_selection()
+    assert "Nothing selected" in window.statusBar().currentMessage()
+
+
+def test_the_screenshots_command_writes_the_steps(qapp, no_leaks, tmp_path):
+    from studio.qt.screenshots import take_screenshots
+
+    written = take_screenshots(tmp_path / "shots", size=(1000, 640))
+    names = [p.name for p in written]
+    assert names == ["01_empty.png", "02_portrait_and_audio.png", "03_generated_playhead_midway.png",
+                     "04_face_fit_editor.png", "05_export_running.png", "06_export_done.png",
+                     "07_generate_dialog.png", "08_export_dialog.png"]
+    import cv2
+
+    pictures = [cv2.imread(str(p)) for p in written]
+    assert all(p is not None and p.shape[:2] == pictures[0].shape[:2] for p in pictures[:6])
+    assert abs(pictures[2].astype(int) - pictures[1].astype(int)).mean() > 0.5  # generated: a new picture
