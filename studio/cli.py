@@ -330,10 +330,12 @@ def cmd_train_fit(args) -> int:
     if not args.target:
         raise CommandError("studio train fit needs the training data: a corpus folder or a motion dataset folder")
     options = FitOptions(hours=args.hours, steps=args.steps, batch=args.batch, seed=args.seed or 0)
-    summary = fit(Path(args.target), Path(args.out) if args.out else MODELS_DIR, init=Path(args.init) if args.init else None, options=options,
+    out = Path(args.out) if args.out else MODELS_DIR
+    summary = fit(Path(args.target), out, init=Path(args.init) if args.init else None, options=options,
                   log=lambda line: print(line, file=sys.stderr))
-    print(f"trained {summary['parameters']:,} parameters for {summary['step']} steps ({summary['elapsed_s'] / 3600:.2f} h): "
-          f"best lip score {summary['best_score']:.3f} in {summary['best']}; resume state in {summary['last']}")
+    print(f"trained {summary['parameters']:,} parameters for {summary['step']} steps "
+          f"({summary['elapsed_s'] / 3600:.2f} h): best lip score {summary['best_score']:.3f} in {summary['best']}; "
+          f"resume state in {summary['last']}")
     return 0
 
 

@@ -25,7 +25,7 @@ from studio.core.keypoints import MEAN_FACE
 from studio.core.motion_file import Motion
 from studio.generate.rig import RigStyle, default_conditions, num_frames_for, rig_motion
 
-GENERATORS = ("rig",)
+GENERATORS = ("rig", "neural")
 #: Progress share of each stage (they sum to 1).
 _STAGES = {"decode": 0.1, "features": 0.1, "phones": 0.7, "motion": 0.1}
 
@@ -40,7 +40,9 @@ class GenerateError(ValueError):
 
 @dataclass(frozen=True)
 class GenerateRequest:
-    """What to generate. ``conditions`` (T, 13) overrides emotion/strength/intensity when given."""
+    """What to generate. ``conditions`` (T, 13) overrides emotion/strength/intensity when given.
+    ``steps``, ``guidance``, ``device`` and ``model`` (a ``.pt`` checkpoint or ``.onnx`` export;
+    None: ``models/neural/best.pt``) are for the neural generator."""
 
     audio: Path | Audio
     transcript: str | None = None
@@ -53,6 +55,10 @@ class GenerateRequest:
     intensity: float = 1.0
     conditions: np.ndarray | None = field(default=None, repr=False)
     canonical_keypoints: np.ndarray | None = field(default=None, repr=False)
+    steps: int = 10
+    guidance: float = 1.0
+    device: str = "auto"
+    model: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -77,6 +83,19 @@ def _check(request: GenerateRequest) -> None:
         raise GenerateError(f"emotion strength must be within 0…1, got {request.strength}")
     if not 0.0 <= request.intensity <= 2.0:
         raise GenerateError(f"intensity must be within 0…2, got {request.intensity}")
+    if request.generator == "neural":
+        from studio.generate.neural.runner import (
+            DEFAULT_CHECKPOINT,
+            missing_model_message,
+        )
+
+        if not 1 <= request.steps <= 1000:
+            raise GenerateError(f"steps must be within 1…1000, got {request.steps}")
+        if not (np.isfinite(request.guidance) and 0.0 <= request.guidance <= 20.0):
+            raise GenerateError(f"guidance must be within 0…20, got {request.guidance}")
+        model = Path(request.model) if request.model is not None else DEFAULT_CHECKPOINT
+        if not model.is_file():
+            raise GenerateError(missing_model_message(model))
 
 
 def generate(request: GenerateRequest, *, progress: Callable[[float], None] | None = None,
@@ -129,8 +148,18 @@ def generate(request: GenerateRequest, *, progress: Callable[[float], None] | No
     elif np.shape(conditions) != (num_frames, len(CONDITION_CHANNELS)):
         raise GenerateError(f"conditions must have shape ({num_frames}, {len(CONDITION_CHANNELS)}) for "
                             f"{audio.duration:.2f} s at {request.fps:g} fps, got {np.shape(conditions)}")
-    values = rig_motion(found.phones, num_frames=num_frames, fps=request.fps, features=features,
-                        conditions=conditions, seed=request.seed, style=style)
+    if request.generator == "neural":
+        from studio.generate.neural.runner import neural_motion
+
+        motion_start = done
+        values = neural_motion(features, found.phones, duration=audio.duration, fps=request.fps,
+                               conditions=conditions, canonical=request.canonical_keypoints, seed=request.seed,
+                               steps=request.steps, guidance=request.guidance, device=request.device,
+                               model_path=request.model, phones_from_transcript=found.method == "aligned",
+                               progress=lambda f: report(motion_start + _STAGES["motion"] * f), cancel=stop)
+    else:
+        values = rig_motion(found.phones, num_frames=num_frames, fps=request.fps, features=features,
+                            conditions=conditions, seed=request.seed, style=style)
     canonical = MEAN_FACE if request.canonical_keypoints is None else request.canonical_keypoints
     motion = Motion(values, float(request.fps), np.asarray(canonical, dtype=np.float32))
     stage_done("motion", t0)
