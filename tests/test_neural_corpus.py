@@ -284,6 +284,6 @@ def test_bad_files_are_named(corpus, tmp_path):
         read_manifest(copy)
 
 
-def test_cli_train_fit_is_not_built_yet(capsys):
+def test_cli_train_fit_names_what_it_needs(capsys):
     assert main(["train", "fit"]) == 2
-    assert "not built yet" in capsys.readouterr().err
+    assert "needs the training data" in capsys.readouterr().err

@@ -4,7 +4,9 @@
 textured (the portrait's face mesh, with the photo) — with a light that follows the camera, and
 takes new vertex positions per frame. :func:`render_mesh_frames` renders a mesh sequence with
 no display at all: vispy's EGL backend on Mesa's surfaceless platform (software GL, llvmpipe) when
-no GUI application has chosen a backend yet, so it runs on servers and in CI.
+no GUI application has chosen a backend yet, so it runs on servers and in CI. EGL and Qt's GL
+do not mix in one process: headless renders run in processes of their own (the CLI, the
+studio's job processes), the 3D viewport in the window's.
 
 Views: ``"front"`` looks at the face (the mesh's own face frame gives front and up), and
 ``"turntable"`` swings the camera around the head once over the clip.

@@ -10,6 +10,8 @@ camera), the wheel zooms; the key light follows the camera. With picking on, a c
 
 from __future__ import annotations
 
+from functools import cache
+
 import numpy as np
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QVBoxLayout, QWidget
@@ -17,12 +19,13 @@ from PySide6.QtWidgets import QVBoxLayout, QWidget
 from studio.qt.mesh_scene import BACKGROUND, Camera, MeshScene, scene_basis
 
 
-def _use_qt_backend() -> None:
-    import vispy
-    from vispy.app import _default_app
+@cache
+def _qt_app():
+    """vispy's PySide6 application — named explicitly, since a headless render in the same
+    process may have made EGL vispy's default."""
+    from vispy import app
 
-    if _default_app.default_app is None:
-        vispy.use(app="pyside6")
+    return app.Application("pyside6")
 
 
 class Viewport3D(QWidget):
@@ -32,10 +35,9 @@ class Viewport3D(QWidget):
 
     def __init__(self, parent: QWidget | None = None, *, size: tuple[int, int] = (480, 480)):
         super().__init__(parent)
-        _use_qt_backend()
         from vispy import scene
 
-        self.canvas = scene.SceneCanvas(keys=None, show=False, bgcolor=BACKGROUND, size=size)
+        self.canvas = scene.SceneCanvas(keys=None, show=False, bgcolor=BACKGROUND, size=size, app=_qt_app())
         self.canvas.create_native()
         self.canvas.native.setParent(self)
         layout = QVBoxLayout(self)
