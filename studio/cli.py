@@ -339,9 +339,22 @@ def cmd_train_fit(args) -> int:
     return 0
 
 
+def cmd_train_export(args) -> int:
+    """A checkpoint → ONNX (one velocity evaluation; checked against torch before it is written)."""
+    from studio.generate.neural.runner import export_onnx
+
+    if not args.target or not args.out:
+        raise CommandError("studio train export needs the checkpoint and --out FILE.onnx")
+    result = export_onnx(Path(args.target), Path(args.out))
+    print(f"wrote {args.out}: {result}")
+    return 0
+
+
 def cmd_train(args) -> int:
     if args.what == "corpus":
         return cmd_train_corpus(args)
+    if args.what == "export":
+        return cmd_train_export(args)
     return cmd_train_fit(args)
 
 
@@ -370,6 +383,19 @@ def cmd_bench(args) -> int:
     elif args.what == "mesh":
         result = bench.bench_mesh(args.seconds, args.fps or 30.0, args.repeat)
         print(json.dumps(result, indent=2) if args.json else bench.format_mesh(result))
+    elif args.what == "neural":
+        from studio.generate.neural.runner import (
+            DEFAULT_CHECKPOINT,
+            bench_neural,
+            format_bench_neural,
+            missing_model_message,
+        )
+
+        model = Path(args.model) if args.model else DEFAULT_CHECKPOINT
+        if not model.is_file():
+            raise CommandError(missing_model_message(model))
+        result = bench_neural(model, args.seconds, args.steps, device=args.device, repeat=min(args.repeat, 5))
+        print(json.dumps(result, indent=2) if args.json else format_bench_neural(result))
     elif args.what == "gui":
         from studio.qt.benchmarks import bench_gui, format_gui
 
@@ -672,11 +698,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", metavar="OUT", help="lipsync: write per-item scores and the summary here")
     p.set_defaults(func=cmd_eval)
 
-    p = sub.add_parser("train", help="the neural model: build its training corpus, fit it")
-    p.add_argument("what", choices=["corpus", "fit"])
+    p = sub.add_parser("train", help="the neural model: build its training corpus, fit it, export it to ONNX")
+    p.add_argument("what", choices=["corpus", "fit", "export"])
     p.add_argument("target", nargs="?", help="corpus: the output folder; fit: the corpus folder, or a motion "
                    "dataset folder (<name>.json|npz|csv motion files beside <name>.wav|flac|… audio)")
-    p.add_argument("--out", help="fit: folder of best.pt, last.pt, log.jsonl (default: the models/neural folder "
+    p.add_argument("--out", help="export: the .onnx file to write; "
+                   "fit: folder of best.pt, last.pt, log.jsonl (default: the models/neural folder "
                    "generate reads; an existing last.pt is resumed)")
     p.add_argument("--init", metavar="CHECKPOINT", help="fit: fine-tune from this checkpoint")
     p.add_argument("--hours", type=float, help="fit: wall-clock budget of the whole training (default 2.5 "
@@ -690,12 +717,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("bench", help="benchmarks (medians of repeated runs)")
-    p.add_argument("what", choices=["core", "generate", "render", "mesh", "gui"],
+    p.add_argument("what", choices=["core", "generate", "render", "mesh", "gui", "neural"],
                    help="core: document evaluation; generate: audio → motion; render: portrait frames and MP4; "
                         "mesh: motion → 5023-vertex meshes and GLB export; gui: the window's event-loop "
-                        "latency during jobs and the 2D view's scrubbing fps")
+                        "latency during jobs and the 2D view's scrubbing fps; neural: the neural model's "
+                        "motion stage (whole stream and first chunk)")
     p.add_argument("--frames", type=int, default=100, help="render: frames timed per size; gui: playhead positions")
-    p.add_argument("--seconds", type=float, default=60.0, help="generate: length of the speech")
+    p.add_argument("--seconds", type=float, default=60.0, help="generate, neural: length of the speech")
+    p.add_argument("--model", help="neural: checkpoint (.pt) or ONNX export (default models/neural/best.pt)")
+    p.add_argument("--steps", type=int, default=10, help="neural: sampling steps")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="neural: compute device")
     p.add_argument("--minutes", type=float, default=10.0)
     p.add_argument("--fps", type=float, default=None, help="frame rate (core: 25, mesh: 30)")
     p.add_argument("--repeat", type=int, default=7)

@@ -192,3 +192,11 @@ def test_contact_sheet_3d_renders_every_head_and_pose(tmp_path):
     for row in range(3):
         tile = sheet[row * 256 + 30:(row + 1) * 256, :256].astype(int)
         assert np.abs(tile - tile[-1, 0]).sum(-1).max() > 60  # a head, not an empty frame
+
+
+def test_neural_commands_name_the_missing_model(tmp_path):
+    missing = tmp_path / "none.pt"
+    bench = run("bench", "neural", "--model", missing)
+    assert bench.returncode == 2 and "no trained neural model" in bench.stderr and "studio train fit" in bench.stderr
+    export = run("train", "export", missing)
+    assert export.returncode == 2 and "--out" in export.stderr

@@ -14,7 +14,7 @@ from studio.cli import main
 from studio.core.document import CONDITION_CHANNELS, EMOTIONS
 from studio.core.keypoints import KEYPOINT_INDEX, MEAN_FACE, eye_centers
 from studio.core.motion import NUM_CHANNELS
-from studio.generate.devcorpus import _padded_16k, build_dev_corpus
+from studio.generate.devcorpus import padded_16k, build_dev_corpus
 from studio.generate.lipsync import closure_counts, lag_ms
 from studio.generate.neural.corpus import (
     ITEM_KEYS,
@@ -85,7 +85,7 @@ def test_inputs_keep_a_short_bilabial_and_flag_the_phone_source():
 
 def test_inputs_use_fixed_constants_not_per_recording_statistics():
     speech = synthesize_espeak("Bob bought a map.", "en-us")
-    samples, phones = _padded_16k(speech, [0.2, 0.2])
+    samples, phones = padded_16k(speech, [0.2, 0.2])
     frames = num_frames_for(len(samples) / 16000, 25.0)
     full = neural_inputs(compute_features(samples), phones, frames, 25.0)
     half = neural_inputs(compute_features(0.5 * samples), phones, frames, 25.0)
@@ -100,7 +100,7 @@ def test_inputs_use_fixed_constants_not_per_recording_statistics():
 
 def test_tempo_and_pitch_keep_phones_on_the_speech():
     speech = synthesize_espeak("Bob bought a map of Maple Street, mind you.", "en-us+m3")
-    samples, phones = _padded_16k(speech, [0.2, 0.2])
+    samples, phones = padded_16k(speech, [0.2, 0.2])
     base = compute_features(samples)
     for pitch, tempo in ((1.0, 0.8), (1.15, 1.25), (0.85, 0.9)):
         moved, moved_phones = change_pitch_and_tempo(samples, phones, pitch, tempo)

@@ -58,7 +58,7 @@ ESPEAK_LANGUAGES: dict[str, tuple[str, ...]] = {
     "it": ("it",), "pt": ("pt", "pt-br"), "nl": ("nl",), "pl": ("pl",),
 }
 #: Weight of each language when an espeak-ng item is drawn (English: a third of the items).
-_LANGUAGE_WEIGHTS = {"en": 3.5, "de": 1.0, "fr": 1.0, "es": 1.0, "it": 1.0, "pt": 1.0, "nl": 1.0, "pl": 1.0}
+LANGUAGE_WEIGHTS = {"en": 3.5, "de": 1.0, "fr": 1.0, "es": 1.0, "it": 1.0, "pt": 1.0, "nl": 1.0, "pl": 1.0}
 
 #: espeak-ng variants used ("default" is the plain voice). Left out: whisper and whisperf
 #: (whispered, unlike the voiced speech the corpus stands for), "mr serious" (a space in its
@@ -112,7 +112,7 @@ def build_dev_corpus(
     available = set(espeak_variants()) | {"default"}
     variants = tuple(v for v in ESPEAK_VARIANTS if v in available)
     speakers = [f"espeak-ng+{v}" for v in variants] + [f"flite:{v}" for v in FLITE_VOICES]
-    heldout = _heldout_speakers(speakers, seed)
+    heldout = heldout_speakers_of(speakers, seed)
     plans = [_plan(index, seed, bank, speakers, heldout) for index in range(items)]
 
     stop = cancel or (lambda: False)
@@ -151,9 +151,9 @@ def build_dev_corpus(
         "items": entries,
     }
     path = out / "manifest.json"
-    _write_json(path, manifest)
+    write_json(path, manifest)
     size = sum((out / e[key]).stat().st_size for e in entries for key in ("audio", "phones", "transcript"))
-    _write_json(out / "build.json", {
+    write_json(out / "build.json", {
         "seconds": round(time.perf_counter() - started, 2), "items": items, "built": built,
         "reused": items - built, "bytes": size + path.stat().st_size,
         "audio_seconds": manifest["audio_seconds"],
@@ -161,7 +161,7 @@ def build_dev_corpus(
     return path
 
 
-def _heldout_speakers(speakers: list[str], seed: int) -> set[str]:
+def heldout_speakers_of(speakers: list[str], seed: int) -> set[str]:
     """The fifth of the speakers (by a seeded hash of their names) kept out of training."""
     ranked = sorted(speakers, key=lambda s: hashlib.sha256(f"{seed}:{s}".encode()).hexdigest())
     espeak = [s for s in ranked if s.startswith("espeak-ng+")]
@@ -187,8 +187,8 @@ def _plan(index: int, seed: int, bank: dict[str, list[str]], speakers: list[str]
     else:
         speaker = espeak[rng.integers(len(espeak))]
         variant = speaker.split("+", 1)[1]
-        languages = [lang for lang in _LANGUAGE_WEIGHTS if lang in bank]
-        weights = np.array([_LANGUAGE_WEIGHTS[lang] for lang in languages])
+        languages = [lang for lang in LANGUAGE_WEIGHTS if lang in bank]
+        weights = np.array([LANGUAGE_WEIGHTS[lang] for lang in languages])
         language = languages[rng.choice(len(languages), p=weights / weights.sum())]
         options = ESPEAK_LANGUAGES[language]
         espeak_language = options[rng.integers(len(options))]
@@ -223,8 +223,8 @@ def _make_item(out: Path, plan: dict) -> tuple[dict, bool]:
     existing = _existing_duration(out, files, plan)
     if existing is not None:
         return {**entry, "duration": existing}, False
-    speech = _synthesize(plan)
-    samples, phones = _padded_16k(speech, plan["padding"])
+    speech = synthesize_plan(plan)
+    samples, phones = padded_16k(speech, plan["padding"])
     duration = round(len(samples) / SAMPLE_RATE, 6)
     (out / files["transcript"]).write_text(plan["text"] + "\n", encoding="utf-8")
     tmp = out / f"{ident}.tmp.wav"
@@ -237,14 +237,16 @@ def _make_item(out: Path, plan: dict) -> tuple[dict, bool]:
     return {**entry, "duration": duration}, True
 
 
-def _synthesize(plan: dict) -> Synthesis:
+def synthesize_plan(plan: dict) -> Synthesis:
+    """Speaks an item's drawn plan (synthesizer, voice, text, settings); shared with the neural
+    model's training corpus, which draws its items the same way."""
     settings = plan["settings"]
     if plan["synthesizer"] == "flite":
         return synthesize_flite(plan["text"], plan["voice"], **settings)
     return synthesize_espeak(plan["text"], plan["voice"], **settings)
 
 
-def _padded_16k(speech: Synthesis, padding: list[float]) -> tuple[np.ndarray, list[Phone]]:
+def padded_16k(speech: Synthesis, padding: list[float]) -> tuple[np.ndarray, list[Phone]]:
     """16 kHz samples with ``padding`` s of silence before and after; phones shifted to match."""
     rate = speech.sample_rate
     divisor = np.gcd(SAMPLE_RATE, rate)
@@ -281,7 +283,8 @@ def _existing_duration(out: Path, files: dict[str, str], plan: dict) -> float | 
     return round(duration, 6)
 
 
-def _write_json(path: Path, data: dict) -> None:
+def write_json(path: Path, data: dict) -> None:
+    """Writes ``data`` as JSON through a temporary file renamed over ``path``."""
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(data, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
     tmp.replace(path)

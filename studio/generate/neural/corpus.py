@@ -106,15 +106,15 @@ from studio.core.keypoints import (
 )
 from studio.core.motion import EYE_CHANNELS, NUM_CHANNELS
 from studio.generate.devcorpus import (
-    _LANGUAGE_WEIGHTS,
     ESPEAK_LANGUAGES,
     ESPEAK_VARIANTS,
+    LANGUAGE_WEIGHTS,
     SAMPLE_RATE,
-    _heldout_speakers,
-    _padded_16k,
-    _synthesize,
-    _write_json,
+    heldout_speakers_of,
     load_sentences,
+    padded_16k,
+    synthesize_plan,
+    write_json,
 )
 from studio.generate.neural.inputs import INPUT_NAMES, NUM_INPUTS, neural_inputs
 from studio.generate.pipeline import Cancelled, phones_motion
@@ -158,7 +158,7 @@ def speaker_splits(seed: int = 0) -> dict[str, list[str]]:
     """
     available = set(espeak_variants()) | {"default"}
     speakers = [f"espeak-ng+{v}" for v in ESPEAK_VARIANTS if v in available] + [f"flite:{v}" for v in FLITE_VOICES]
-    heldout = _heldout_speakers(speakers, seed)
+    heldout = heldout_speakers_of(speakers, seed)
     rest = sorted((s for s in speakers if s not in heldout),
                   key=lambda s: hashlib.sha256(f"{seed}:val:{s}".encode()).hexdigest())
     espeak = [s for s in rest if s.startswith("espeak-ng+")]
@@ -190,8 +190,8 @@ def _plan(index: int, seed: int, bank: dict[str, list[str]], splits: dict[str, l
     else:
         espeak = [s for s in pool if s.startswith("espeak-ng+")]
         speaker = espeak[rng.integers(len(espeak))]
-        languages = [lang for lang in _LANGUAGE_WEIGHTS if lang in bank]
-        weights = np.array([_LANGUAGE_WEIGHTS[lang] for lang in languages])
+        languages = [lang for lang in LANGUAGE_WEIGHTS if lang in bank]
+        weights = np.array([LANGUAGE_WEIGHTS[lang] for lang in languages])
         language = languages[rng.choice(len(languages), p=weights / weights.sum())]
         espeak_language = ESPEAK_LANGUAGES[language][rng.integers(len(ESPEAK_LANGUAGES[language]))]
         variant = speaker.split("+", 1)[1]
@@ -481,7 +481,7 @@ def _make_item(out: Path, plan: dict) -> tuple[dict, bool]:
     if kept is not None:
         return kept, False
     speech = _speak(plan)
-    padded, true_phones = _padded_16k(speech, plan["padding"])
+    padded, true_phones = padded_16k(speech, plan["padding"])
     augment = plan["augment"]
     clean, true_phones = change_pitch_and_tempo(padded, true_phones, augment["pitch"], augment["tempo"])
     duration = len(clean) / SAMPLE_RATE
@@ -508,7 +508,7 @@ def _make_item(out: Path, plan: dict) -> tuple[dict, bool]:
         "synthesizer": plan["synthesizer"], "voice": plan["voice"], "text": plan["text"], "style": style,
         "identity_seed": plan["identity_seed"],
     }
-    _write_json(record, {"plan": plan, "entry": entry, "sha256": digest})  # last: the item is complete
+    write_json(record, {"plan": plan, "entry": entry, "sha256": digest})  # last: the item is complete
     return entry, True
 
 
@@ -517,8 +517,8 @@ def _speak(plan: dict) -> Synthesis:
     times at every sentence of a text (its phones of a longer text would be wrong), so it says
     them one by one and the parts are joined."""
     if plan["synthesizer"] != "flite" or len(plan["sentences"]) == 1:
-        return _synthesize(plan)
-    parts = [_synthesize({**plan, "text": sentence}) for sentence in plan["sentences"]]
+        return synthesize_plan(plan)
+    parts = [synthesize_plan({**plan, "text": sentence}) for sentence in plan["sentences"]]
     offsets = np.cumsum([0.0] + [part.duration for part in parts[:-1]])
     phones = [Phone(p.label, p.start + offset, p.end + offset, p.stress) for part, offset in zip(parts, offsets)
               for p in part.phones]
@@ -607,7 +607,7 @@ def build_train_corpus(
                    "workers": workers, "phones_from_transcript": sum(e["phones_from_transcript"] for e in entries)},
     }
     path = out / "manifest.json"
-    _write_json(path, manifest)
+    write_json(path, manifest)
     return path
 
 
