@@ -286,6 +286,7 @@ def cmd_eval(args) -> int:
         bar = _ProgressLine("with transcript" if with_transcript else "without transcript")
         try:
             report = evaluate.evaluate_lipsync(items, with_transcript=with_transcript, fps=args.fps, seed=args.seed,
+                                               generator=args.generator, model=Path(args.model) if args.model else None,
                                                progress=lambda i, score: bar((i + 1) / len(items)))
         finally:
             bar.close()
@@ -679,6 +680,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("target", nargs="?", help="lipsync: an audio file; build-corpus: the output folder; "
                    "lve: the head (FLAME model, template, mesh or photo) the motion drives")
     p.add_argument("--motion", help="lve: the motion file to drive the head with")
+    p.add_argument("--generator", choices=["rig", "neural"], default="rig", help="lipsync: the generator scored")
+    p.add_argument("--model", help="lipsync, neural: checkpoint (.pt) or ONNX file (default models/neural/best.pt)")
     p.add_argument("--keypoints", help="lve: JSON of a custom mesh's 21 keypoint vertex ids")
     p.add_argument("--flame-model", help="lve: a FLAME model to drive a VOCA template with")
     p.add_argument("--corpus", metavar="MANIFEST", help="lipsync: a dev corpus manifest.json")

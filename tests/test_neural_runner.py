@@ -287,3 +287,19 @@ def test_euler_integrates_a_straight_flow_exactly():
     target = np.array([2.0, -1.0])
     x = euler(lambda x, t: (target - x) / (1.0 - t), np.zeros(2), steps=5)
     assert np.allclose(x, target) and flow_times(2).tolist() == [0.0, 0.5, 1.0]
+
+
+def test_lipsync_evaluation_scores_the_neural_generator(speech, checkpoint, corpus):
+    """`studio eval lipsync --generator neural` scores the model's own motion (its lag measured on
+    the model's mouth interpolated to the lag's grid), against the item's true phones."""
+    from studio.audio.phones import Phone
+    from studio.generate.evaluate import EvalItem, evaluate_lipsync
+
+    entry = read_manifest(corpus)["items"][0]
+    item = load_item(corpus / entry["file"])
+    phones = tuple(Phone(str(label), float(a), float(b), 0)
+                   for label, a, b in zip(item["phone_labels"], item["phone_starts"], item["phone_ends"]))
+    report = evaluate_lipsync([EvalItem(speech / "take.wav", phones, None, "en-us", "take")], with_transcript=False,
+                              generator="neural", model=checkpoint)
+    score = report.items[0]
+    assert score.counts.bilabials > 0 and np.isfinite(score.correlation) and np.isfinite(score.lag_ms)

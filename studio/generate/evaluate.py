@@ -97,18 +97,25 @@ class LipsyncReport:
         return json.dumps({"summary": self.summary(), "items": items}, indent=2, allow_nan=True)
 
 
-def evaluate_item(item: EvalItem, *, with_transcript: bool, fps: float = 25.0, seed: int = 0) -> ItemScore:
-    """Generate for one item and score it (see the module docstring)."""
+def evaluate_item(item: EvalItem, *, with_transcript: bool, fps: float = 25.0, seed: int = 0,
+                  generator: str = "rig", model: Path | None = None) -> ItemScore:
+    """Generate for one item with ``generator`` (``"rig"`` or ``"neural"``, whose checkpoint is
+    ``model``) and score it (see the module docstring)."""
     started = time.perf_counter()
     audio = load_audio(item.audio, require_sound=True)
     transcript = item.transcript if with_transcript else None
-    result = generate(GenerateRequest(audio, transcript=transcript, language=item.language, fps=fps, seed=seed))
+    result = generate(GenerateRequest(audio, transcript=transcript, language=item.language, fps=fps, seed=seed,
+                                      generator=generator, model=model))
     features = result.features
     seconds = time.perf_counter() - started
     gap = mouth_gap(result.motion.values)
     reference = list(item.reference)
     ref_gap = mouth_gap(phones_motion(reference, audio.duration, fps, features=features, seed=seed))
-    gap_hi = mouth_gap(phones_motion(result.phones, audio.duration, LAG_FPS, features=features, seed=seed))
+    if generator == "rig":  # the rig can be driven at the lag's finer rate directly
+        gap_hi = mouth_gap(phones_motion(result.phones, audio.duration, LAG_FPS, features=features, seed=seed))
+    else:  # other generators: their own motion, interpolated onto the lag's grid
+        fine = np.arange(round(audio.duration * LAG_FPS)) / LAG_FPS
+        gap_hi = np.interp(fine, np.arange(len(gap)) / fps, gap)
     ref_hi = mouth_gap(phones_motion(reference, audio.duration, LAG_FPS, features=features, seed=seed))
     return ItemScore(
         name=item.name or item.audio.stem,
@@ -123,10 +130,12 @@ def evaluate_item(item: EvalItem, *, with_transcript: bool, fps: float = 25.0, s
 
 
 def evaluate_lipsync(items: Iterable[EvalItem], *, with_transcript: bool, fps: float = 25.0, seed: int = 0,
+                     generator: str = "rig", model: Path | None = None,
                      progress: Callable[[int, ItemScore], None] | None = None) -> LipsyncReport:
     scores = []
     for i, item in enumerate(items):
-        score = evaluate_item(item, with_transcript=with_transcript, fps=fps, seed=seed)
+        score = evaluate_item(item, with_transcript=with_transcript, fps=fps, seed=seed, generator=generator,
+                              model=model)
         scores.append(score)
         if progress:
             progress(i, score)
