@@ -97,6 +97,14 @@ class PortraitRig:
         return frame
 
 
+def normalized_pull(kernel: np.ndarray) -> np.ndarray:
+    """Weights (N, 21) from the keypoints' Gaussian pulls ``exp(−d² / PULL_WIDTH²)`` (cut where a
+    keypoint may not pull): each pull over their sum plus the pull of "staying put" (a keypoint at
+    ``PULL_REACH``), so offsets fade away from the keypoints. Shared with the mesh deformer."""
+    stay = np.exp(-PULL_REACH ** 2 / PULL_WIDTH ** 2)
+    return kernel / (kernel.sum(1, keepdims=True) + stay)
+
+
 def _relaxation(face: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The band of landmarks whose pose displacement is relaxed, the landmarks that keep theirs,
     and the (band, known) matrix giving the band's displacement as the harmonic interpolation of
@@ -137,9 +145,7 @@ def _pull_weights(face: np.ndarray) -> np.ndarray:
         above, below = _eye_sides(face, upper, lower)
         allowed[below, KEYPOINT_INDEX[up_key]] = False
         allowed[above, KEYPOINT_INDEX[low_key]] = False
-    kernel *= allowed
-    stay = np.exp(-PULL_REACH ** 2 / PULL_WIDTH ** 2)
-    weights = kernel / (kernel.sum(1, keepdims=True) + stay)
+    weights = normalized_pull(kernel * allowed)
     weights[MEDIAPIPE_INDICES] = np.eye(NUM_KEYPOINTS)
     return weights
 

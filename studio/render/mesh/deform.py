@@ -43,11 +43,9 @@ from studio.core.motion import (
     TRANSLATION,
     rotation_matrices,
 )
+from studio.render.mesh.flame import keypoint_positions  # one definition for every mesh
+from studio.render.portrait_rig import PULL_WIDTH, normalized_pull
 
-#: Reach of a keypoint's pull on the mesh (face units: the eyes are 1 apart).
-PULL_WIDTH = 0.28
-#: A keypoint's weight at this distance equals the weight of "staying put": offsets fade beyond.
-PULL_REACH = 0.55
 #: Where a closed lid's margins meet, from the lower lid keypoint (0) to the upper one (1).
 LID_CLOSING_LINE = 0.2
 
@@ -96,12 +94,6 @@ class FaceFrame:
     def to_mesh(self, points: np.ndarray) -> np.ndarray:
         """Face units (…, 3) → mesh coordinates."""
         return self.pivot + self.unit * (np.asarray(points, dtype=np.float64) @ self.axes)
-
-
-def keypoint_positions(vertices: np.ndarray, keypoint_vertices) -> np.ndarray:
-    """The 21 keypoints (…, 21, 3) of vertex positions (…, V, 3): each the mean of its vertices."""
-    v = np.asarray(vertices)
-    return np.stack([v[..., list(ids), :].mean(-2) for ids in keypoint_vertices], axis=-2)
 
 
 class KeypointDeformer:
@@ -181,8 +173,7 @@ def _pull_weights(rest: np.ndarray, canonical: np.ndarray, groups, cut: tuple[np
         middle = 0.5 * (up[1] + low[1])
         kernel[rest[:, 1] < middle, KEYPOINT_INDEX[up_key]] = 0.0
         kernel[rest[:, 1] >= middle, KEYPOINT_INDEX[low_key]] = 0.0
-    stay = np.exp(-PULL_REACH ** 2 / PULL_WIDTH ** 2)
-    weights = kernel / (kernel.sum(1, keepdims=True) + stay)
+    weights = normalized_pull(kernel)
     for k, ids in enumerate(groups):
         weights[list(ids)] = 0.0
         weights[list(ids), k] = 1.0
