@@ -319,7 +319,7 @@ def cmd_train_corpus(args) -> int:
     print(f"wrote {manifest}: {report['items']} items ({', '.join(f'{n} {s}' for s, n in splits.items())}), "
           f"{report['hours']:.3f} h of audio, {report['bytes'] / 1e6:.1f} MB, {report['phones_from_transcript']} with "
           f"phones aligned to the transcript; built {report['built']}, "
-          f"kept {report['kept']}, {report['seconds']:.1f} s with {report['workers']} workers")
+          f"kept {report['kept']}, refreshed {report.get('refreshed', 0)}, {report['seconds']:.1f} s with {report['workers']} workers")
     return 0
 
 

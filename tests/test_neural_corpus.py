@@ -1,6 +1,7 @@
 """The neural model's inputs and training corpus: real synthesis, recognition and rig, a tiny corpus."""
 
 import json
+import shutil
 import zipfile
 
 import numpy as np
@@ -29,7 +30,7 @@ from studio.generate.neural.corpus import (
     speaker_splits,
 )
 from studio.generate.neural.inputs import INPUT_NAMES, NUM_INPUTS, neural_inputs
-from studio.generate.rig import mouth_gap, num_frames_for
+from studio.generate.rig import LIP_PRIOR, lip_prior, mouth_gap, num_frames_for, rig_motion
 
 ITEMS = 6  # indices 2 (val) and 5 (heldout) give every split
 
@@ -58,7 +59,7 @@ def test_input_channels_are_documented_and_moderate():
     assert len(INPUT_NAMES) == NUM_INPUTS == len(set(INPUT_NAMES))
     assert 80 <= NUM_INPUTS <= 110
     assert [n for n in INPUT_NAMES if n.startswith("phone.")][:len(PHONES)] == [f"phone.{p}" for p in PHONES]
-    assert INPUT_NAMES[-1] == "phones_from_transcript"
+    assert INPUT_NAMES[-len(LIP_PRIOR) - 1:] == ("phones_from_transcript",) + tuple(f"rig.{n}" for n in LIP_PRIOR)
 
 
 def test_inputs_keep_a_short_bilabial_and_flag_the_phone_source():
@@ -75,12 +76,31 @@ def test_inputs_keep_a_short_bilabial_and_flag_the_phone_source():
     p = INPUT_NAMES.index("phone.P")
     # frames 10 and 11 span 0.38…0.42 and 0.42…0.46 s: each holds 10 ms of the P
     assert x[10, p] == pytest.approx(0.25) and x[11, p] == pytest.approx(0.25) and x[9, p] == x[12, p] == 0
-    assert x[:, -1].max() == 0.0 and y[:, -1].min() == 1.0
-    np.testing.assert_array_equal(x[:, :-1], y[:, :-1])
+    flag = INPUT_NAMES.index("phones_from_transcript")
+    assert x[:, flag].max() == 0.0 and y[:, flag].min() == 1.0
+    np.testing.assert_array_equal(np.delete(x, flag, axis=1), np.delete(y, flag, axis=1))
     progress = x[:, INPUT_NAMES.index("phone.progress")]
     assert progress[8] == pytest.approx((0.32 - 0.3) / 0.11)  # frame 8 (0.32 s) is in the AA
     # digital silence reads as the floor everywhere, past the features' end too
     assert np.allclose(x[:, 0], x[0, 0]) and x[0, 0] < -3
+
+
+def test_inputs_carry_the_rigs_lip_prior():
+    samples = np.zeros(16000, np.float32)
+    features = compute_features(samples)
+    phones = [Phone(SILENCE, 0.0, 0.3), Phone("AA", 0.3, 0.41), Phone("P", 0.41, 0.43), Phone("AA", 0.43, 0.6),
+              Phone(SILENCE, 0.6, 1.0)]
+    x = neural_inputs(features, phones, 25, 25.0)
+    prior = x[:, INPUT_NAMES.index("rig.jaw"):]
+    expected = lip_prior(phones, np.arange(25) / 25.0, features=features)
+    expected[:, -1] /= 0.4
+    np.testing.assert_allclose(prior, expected, atol=1e-6)
+    closure, gap = prior[:, LIP_PRIOR.index("closure")], prior[:, LIP_PRIOR.index("gap")]
+    # the 20 ms P closes the frame nearest its centre; the AA before it opens the mouth wide
+    assert closure[10] == 1.0 and gap[10] < 0.01 and gap[9] > 0.5
+    # the rig's own mouth for the same phones has the same gap (it is the rig's answer)
+    motion = rig_motion(phones, num_frames=25, fps=25.0, features=features)
+    np.testing.assert_allclose(gap * 0.4, mouth_gap(motion), atol=1e-5)
 
 
 def test_inputs_use_fixed_constants_not_per_recording_statistics():
@@ -260,6 +280,23 @@ def test_same_seed_same_bytes_and_resume(corpus, tmp_path):
     changed = {name for name in before if after[name] != before[name]}
     assert changed == {"000003.npz", "000003.json"}
     assert victim.read_bytes() == original
+
+
+def test_items_built_with_other_inputs_are_refreshed_from_their_audio(corpus, tmp_path):
+    out, _, _ = corpus
+    old = tmp_path / "old"
+    shutil.copytree(out, old)
+    record = old / "items" / "000001.json"
+    meta = json.loads(record.read_text())
+    del meta["input_names"]  # as a corpus built before the inputs had the rig's prior
+    record.write_text(json.dumps(meta))
+    build_train_corpus(old, items=ITEMS, seed=0, workers=1)
+    report = read_manifest(old)["report"]
+    assert report["refreshed"] == 1 and report["kept"] == ITEMS - 1 and report["built"] == 0
+    assert json.loads(record.read_text())["input_names"] == list(INPUT_NAMES)
+    # refreshing recomputes the inputs exactly as a build does
+    for name in ("000001.npz", "000001.json"):
+        assert (old / "items" / name).read_bytes() == (out / "items" / name).read_bytes()
 
 
 def test_bad_files_are_named(corpus, tmp_path):

@@ -350,11 +350,14 @@ def _loudness_gain(features: Prosody, times: np.ndarray) -> np.ndarray:
     return np.clip(1.0 + 0.04 * (window[idx] - level), 0.75, 1.15)
 
 
-def _close_lips(offsets: np.ndarray, phones: Sequence[Phone], times: np.ndarray, style: RigStyle) -> None:
-    """In place: inner lips meet during every p/b/m (≥ one frame) and silence, never cross anywhere."""
-    k = KEYPOINT_INDEX
-    up, lo = k["lip_upper_center"], k["lip_lower_center"]
+def closure_weight(phones: Sequence[Phone], times: np.ndarray, style: RigStyle = RigStyle()) -> np.ndarray:
+    """0…1 per time: how far the rig forces the lips shut — 1 during every p/b/m (at least the
+    frame nearest its centre) and, with ``close_on_silence``, in silence after ``silence_delay``;
+    fading over ``closure_ramp`` either side."""
+    times = np.asarray(times, dtype=np.float64)
     weight = np.zeros(times.size)
+    if times.size == 0:
+        return weight
     closing = BILABIALS | {SILENCE} if style.close_on_silence else BILABIALS
     for p in phones:
         if p.label not in closing:
@@ -373,6 +376,18 @@ def _close_lips(offsets: np.ndarray, phones: Sequence[Phone], times: np.ndarray,
             nearest = int(np.argmin(np.abs(times - 0.5 * (start + end))))
             weight[nearest] = 1.0
         weight[lo_i:hi_i] = np.maximum(weight[lo_i:hi_i], w)
+    return weight
+
+
+def _close_lips(offsets: np.ndarray, phones: Sequence[Phone], times: np.ndarray, style: RigStyle) -> None:
+    """In place: inner lips meet during every p/b/m (≥ one frame) and silence, never cross anywhere."""
+    _apply_closure(offsets, closure_weight(phones, times, style))
+
+
+def _apply_closure(offsets: np.ndarray, weight: np.ndarray) -> None:
+    """In place: close the inner lips of ``offsets`` (T, 21, 3) by ``weight`` (T,); never cross."""
+    k = KEYPOINT_INDEX
+    up, lo = k["lip_upper_center"], k["lip_lower_center"]
     gap = np.maximum(offsets[:, up, 1] - offsets[:, lo, 1], 0.0)
     shift = weight * gap
     offsets[:, up, 1] -= 0.35 * shift
@@ -382,6 +397,25 @@ def _close_lips(offsets: np.ndarray, phones: Sequence[Phone], times: np.ndarray,
         offsets[:, k[f"lip_lower_{side}"], 1] += 0.55 * shift
     closed = offsets[:, lo, 1] > offsets[:, up, 1]
     offsets[closed, lo, 1] = offsets[closed, up, 1]
+
+
+#: The channels of :func:`lip_prior`.
+LIP_PRIOR: tuple[str, ...] = ARTICULATION + ("closure", "gap")
+
+
+def lip_prior(phones: Sequence[Phone], times: np.ndarray, *, features: Prosody | None = None,
+              style: RigStyle = RigStyle()) -> np.ndarray:
+    """(T, 7) of :data:`LIP_PRIOR`: what the rig's mouth does for ``phones`` — its articulatory
+    parameters, its forced-closure weight and the inner-lip gap (face units) after closing, with
+    no emotion and intensity 1. The neural model reads this as a prior it learns to correct."""
+    times = np.asarray(times, dtype=np.float64)
+    params = articulation(phones, times, features=features, lead=style.lead)
+    weight = closure_weight(phones, times, style)
+    offsets = np.einsum("tp,pkd->tkd", params, BASIS)
+    _apply_closure(offsets, weight)
+    k = KEYPOINT_INDEX
+    gap = np.maximum(offsets[:, k["lip_upper_center"], 1] - offsets[:, k["lip_lower_center"], 1], 0.0)
+    return np.column_stack([params, weight, gap])
 
 
 # --- prosody -------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ times). The training corpus (:mod:`studio.generate.neural.corpus`) calls it on i
 exactly as the runners call it on the user's, so the model never sees an input it was not
 trained on.
 
-The channels (:data:`INPUT_NAMES`, :data:`NUM_INPUTS` = 88)
+The channels (:data:`INPUT_NAMES`, :data:`NUM_INPUTS` = 95)
 -----------------------------------------------------------
 Audio features are first resampled to the frame rate with
 :meth:`~studio.audio.features.AudioFeatures.resample`: row ``k`` averages the 100 Hz feature
@@ -40,6 +40,14 @@ frames whose centres lie within half a frame of ``k / fps``.
 ``phones_from_transcript``   1 when the phones were forced-aligned to a transcript (their labels
                              can be trusted), 0 when they were recognized (labels often wrong,
                              boundaries good): the model learns how far to believe them.
+``rig.jaw`` … ``rig.raise``  The rig's *lip prior*: what the phoneme rig's mouth does for these
+``rig.closure``              phones (:func:`studio.generate.rig.lip_prior`, with the features'
+``rig.gap``                  loudness, no emotion, intensity 1) — its five articulatory
+                             parameters, its forced-closure weight 0…1 and its inner-lip gap over
+                             ``GAP_SCALE`` face units. The model starts from the rig's answer and
+                             learns, from the audio, where to correct it (a p/b/m recognition
+                             missed, a closure it invented); on audio unlike its training data it
+                             still has the rig's answer to fall back on.
 ===========================  ==================================================================
 
 Normalization uses **fixed constants**, not statistics of the recording (the log-mel of speech
@@ -60,6 +68,7 @@ import numpy as np
 
 from studio.audio.features import ENERGY_FLOOR_DB, LOG_MEL_FLOOR, N_MELS, AudioFeatures
 from studio.audio.phones import PHONES, SILENCE, Phone, merge_silences, validate_phones
+from studio.generate.rig import LIP_PRIOR, lip_prior
 
 __all__ = ["INPUT_NAMES", "NUM_INPUTS", "neural_inputs"]
 
@@ -74,6 +83,8 @@ ENERGY_SCALE_DB = 20.0
 PITCH_REFERENCE_HZ = 150.0
 #: Duration (s) whose ``phone.log_duration`` is 0: a typical phone.
 PHONE_DURATION_REFERENCE = 0.08
+#: Face units of inner-lip gap that read 1 in ``rig.gap`` (the rig's widest open vowel ≈ 0.45).
+GAP_SCALE = 0.4
 
 _PHONE_INDEX = {label: i for i, label in enumerate(PHONES)}
 
@@ -82,6 +93,7 @@ INPUT_NAMES: tuple[str, ...] = (
     + ("energy", "voicing", "log_f0", "voiced", "vad")
     + tuple(f"phone.{label}" for label in PHONES)
     + ("phone.progress", "phone.log_duration", "phones_from_transcript")
+    + tuple(f"rig.{name}" for name in LIP_PRIOR)
 )
 NUM_INPUTS = len(INPUT_NAMES)
 
@@ -89,7 +101,8 @@ _MEL = slice(0, MEL_BANDS)
 _AUDIO = slice(MEL_BANDS, MEL_BANDS + 5)
 _PHONES = slice(_AUDIO.stop, _AUDIO.stop + len(PHONES))
 _PROGRESS, _DURATION, _FLAG = _PHONES.stop, _PHONES.stop + 1, _PHONES.stop + 2
-assert _FLAG == NUM_INPUTS - 1
+_PRIOR = slice(_FLAG + 1, _FLAG + 1 + len(LIP_PRIOR))
+assert _PRIOR.stop == NUM_INPUTS
 
 
 def neural_inputs(features: AudioFeatures, phones: Sequence[Phone], num_frames: int, fps: float = 25.0, *,
@@ -116,6 +129,9 @@ def neural_inputs(features: AudioFeatures, phones: Sequence[Phone], num_frames: 
     out[:, _PHONES] = _phone_occupancy(spans, num_frames, fps)
     out[:, _PROGRESS], out[:, _DURATION] = _phone_position(spans, num_frames, fps)
     out[:, _FLAG] = 1.0 if phones_from_transcript else 0.0
+    prior = lip_prior(phones, np.arange(num_frames) / fps, features=features)
+    prior[:, -1] /= GAP_SCALE
+    out[:, _PRIOR] = prior
     return out
 
 
