@@ -278,6 +278,8 @@ def cmd_eval(args) -> int:
         raise CommandError("give --corpus MANIFEST, or AUDIO with --reference PHONES")
     if not items:
         raise CommandError("no items to evaluate")
+    if args.what == "controls":
+        return _eval_controls(args, items)
     modes = {"with": [True], "without": [False], "both": [True, False]}[args.mode]
     results = {}
     for with_transcript in modes:
@@ -294,6 +296,24 @@ def cmd_eval(args) -> int:
         results["with" if with_transcript else "without"] = json.loads(report.to_json())
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2), encoding="utf-8")
+        print(f"wrote {args.json}")
+    return 0
+
+
+def _eval_controls(args, items) -> int:
+    """``studio eval controls``: the neural model's diversity across seeds and its emotion offsets."""
+    from studio.generate import evaluate
+
+    bar = _ProgressLine("controls")
+    try:
+        report = evaluate.evaluate_controls(items, model=Path(args.model) if args.model else None,
+                                            seeds=(args.seed, args.seed + 1), fps=args.fps,
+                                            progress=lambda k: bar((k + 1) / len(items)))
+    finally:
+        bar.close()
+    print(evaluate.format_controls(report))
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2), encoding="utf-8")
         print(f"wrote {args.json}")
     return 0
 
@@ -675,8 +695,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--phones", metavar="JSON", help="also write the phones used (JSON)")
     p.set_defaults(func=cmd_generate)
 
-    p = sub.add_parser("eval", help="evaluation: lip sync against reference phones; dev-corpus builder")
-    p.add_argument("what", choices=["lipsync", "build-corpus", "lve"])
+    p = sub.add_parser("eval", help="evaluation: lip sync against reference phones; the neural model's controls; "
+                       "dev-corpus builder")
+    p.add_argument("what", choices=["lipsync", "controls", "build-corpus", "lve"])
     p.add_argument("target", nargs="?", help="lipsync: an audio file; build-corpus: the output folder; "
                    "lve: the head (FLAME model, template, mesh or photo) the motion drives")
     p.add_argument("--motion", help="lve: the motion file to drive the head with")
@@ -684,7 +705,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="lipsync, neural: checkpoint (.pt) or ONNX file (default models/neural/best.pt)")
     p.add_argument("--keypoints", help="lve: JSON of a custom mesh's 21 keypoint vertex ids")
     p.add_argument("--flame-model", help="lve: a FLAME model to drive a VOCA template with")
-    p.add_argument("--corpus", metavar="MANIFEST", help="lipsync: a dev corpus manifest.json")
+    p.add_argument("--corpus", metavar="MANIFEST", help="lipsync, controls: a dev corpus manifest.json")
     p.add_argument("--reference", metavar="FILE", help="lipsync: reference phones of AUDIO (JSON, TextGrid, "
                    "HTS/HTK .lab, flite segments); lve: the reference mesh sequence (.npy, T × V × 3)")
     group = p.add_mutually_exclusive_group()

@@ -115,6 +115,8 @@ def test_eval_lipsync_on_one_file_and_on_a_built_corpus(speech, tmp_path, capsys
     data = json.loads(report.read_text())
     assert data["with"]["summary"]["closure_recall"] == 1.0
     assert data["with"]["summary"]["bilabials"] == 8
+    # the reference rig (true phones) is reported beside the generated mouth
+    assert data["without"]["summary"]["reference_closure_recall"] == 1.0 and "the reference rig" in out
     assert abs(data["with"]["summary"]["lag_ms_median"]) < 20
 
     corpus = tmp_path / "corpus"

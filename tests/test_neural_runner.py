@@ -303,3 +303,23 @@ def test_lipsync_evaluation_scores_the_neural_generator(speech, checkpoint, corp
                               generator="neural", model=checkpoint)
     score = report.items[0]
     assert score.counts.bilabials > 0 and np.isfinite(score.correlation) and np.isfinite(score.lag_ms)
+
+
+def test_controls_evaluation_reports_diversity_and_emotion_offsets(speech, checkpoint, corpus, capsys):
+    """`studio eval controls`: two seeds, eight emotions, on the real generation path."""
+    from studio.audio.phones import Phone
+    from studio.generate.evaluate import EvalItem, evaluate_controls, format_controls
+
+    entry = read_manifest(corpus)["items"][0]
+    item = load_item(corpus / entry["file"])
+    phones = tuple(Phone(str(label), float(a), float(b), 0)
+                   for label, a, b in zip(item["phone_labels"], item["phone_starts"], item["phone_ends"]))
+    report = evaluate_controls([EvalItem(speech / "take.wav", phones, None, "en-us", "take")], model=checkpoint,
+                               steps=STEPS)
+    assert report["items"] == 1 and report["bilabials"] > 0 and len(report["closure_recall_by_seed"]) == 2
+    assert report["head_rms_difference_deg"] > 0  # the seeds draw different noise
+    assert set(report["emotions"]) == {"happy", "sad", "angry", "surprised", "fearful", "disgusted", "contempt"}
+    # the (untrained, randomly weighted) model still reads its emotion input: every label moves the face
+    assert all(e["offset_norm"] > 0 and len(e["largest"]) == 3 for e in report["emotions"].values())
+    text = format_controls(report)
+    assert "between the seeds" in text and "happy" in text

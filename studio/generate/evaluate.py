@@ -51,6 +51,7 @@ class ItemScore:
     lag_ms: float
     seconds: float
     warnings: tuple[str, ...]
+    reference_counts: ClosureCounts = ClosureCounts(0, 0, 0, 0)  # the reference rig's own (true phones)
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,13 @@ class LipsyncReport:
             total = total + item.counts
         return total
 
+    @property
+    def reference_counts(self) -> ClosureCounts:
+        total = ClosureCounts(0, 0, 0, 0)
+        for item in self.items:
+            total = total + item.reference_counts
+        return total
+
     def summary(self) -> dict:
         counts = self.counts
         lags = np.array([i.lag_ms for i in self.items if np.isfinite(i.lag_ms)])
@@ -78,6 +86,7 @@ class LipsyncReport:
             "fps": self.fps,
             "bilabials": counts.bilabials,
             "closure_recall": counts.recall,
+            "reference_closure_recall": self.reference_counts.recall if self.reference_counts.bilabials else float("nan"),
             "open_vowels": counts.open_vowels,
             "false_closure_rate": counts.false_rate,
             "mouth_correlation_mean": float(corr.mean()) if corr.size else float("nan"),
@@ -93,6 +102,7 @@ class LipsyncReport:
         for i in self.items:
             d = asdict(i)
             d["counts"] = asdict(i.counts)
+            d["reference_counts"] = asdict(i.reference_counts)
             items.append(d)
         return json.dumps({"summary": self.summary(), "items": items}, indent=2, allow_nan=True)
 
@@ -126,6 +136,7 @@ def evaluate_item(item: EvalItem, *, with_transcript: bool, fps: float = 25.0, s
         lag_ms=lag_ms(gap_hi, ref_hi, LAG_FPS),
         seconds=seconds,
         warnings=result.warnings,
+        reference_counts=closure_counts(ref_gap, fps, reference),
     )
 
 
@@ -146,7 +157,8 @@ def format_summary(summary: dict) -> str:
     mode = "with transcript (forced alignment)" if summary["with_transcript"] else "without transcript (recognition)"
     return "\n".join([
         f"lip sync, {mode}: {summary['items']} items, {summary['audio_seconds']:.1f} s of audio at {summary['fps']:g} fps",
-        f"  bilabial closure recall  {summary['closure_recall']:.3f}  ({summary['bilabials']} p/b/m)",
+        f"  bilabial closure recall  {summary['closure_recall']:.3f}  ({summary['bilabials']} p/b/m; the reference "
+        f"rig on the true phones: {summary.get('reference_closure_recall', float('nan')):.3f})",
         f"  false closures           {100 * summary['false_closure_rate']:.2f} %  ({summary['open_vowels']} open vowels)",
         f"  mouth-open correlation   {summary['mouth_correlation_mean']:.3f}  (mean over items)",
         f"  audio-visual lag         {summary['lag_ms_median']:+.1f} ms median, {summary['lag_ms_mean_abs']:.1f} ms mean |lag|",
@@ -179,5 +191,100 @@ def single_item(audio: Path, reference: Path, transcript: str | None, language: 
     return [EvalItem(Path(audio), tuple(read_reference(reference)), transcript, language, Path(audio).stem)]
 
 
-__all__: Sequence[str] = ("EvalItem", "ItemScore", "LipsyncReport", "evaluate_item", "evaluate_lipsync",
-                          "format_summary", "items_from_manifest", "single_item")
+# --- the neural model's controls ------------------------------------------------------------------
+
+#: Head rotation channels whose difference between seeds measures diversity (degrees).
+HEAD_CHANNELS = ("pose.pitch", "pose.yaw", "pose.roll")
+
+
+def evaluate_controls(items: Sequence[EvalItem], *, model: Path | None = None, seeds: tuple[int, int] = (0, 1),
+                      fps: float = 25.0, steps: int = 10, device: str = "auto",
+                      progress: Callable[[int], None] | None = None) -> dict:
+    """How the neural generator answers its controls, on ``items`` without their transcripts.
+
+    * **Diversity**: the same audio with two seeds. Head rotation differs (RMS difference of pitch,
+      yaw and roll between the two, degrees, mean over items; beside it each seed's own RMS motion
+      around its mean) while the lips agree (closure recall of each seed, pooled; the mean
+      correlation of their mouth openings).
+    * **Emotion**: the same audio and seed under each label held throughout at strength 1; per label
+      the mean over items and frames of its expression offsets minus neutral's — their norm over
+      the 63 channels (face units; inter-ocular distance = 1), the three channels that move most
+      (signed), and for scale the norm of the rig's own preset of that label.
+    """
+    from studio.audio.features import compute_features
+    from studio.audio.phonemes import phones_for
+    from studio.core.document import EMOTIONS
+    from studio.core.motion import CHANNEL_INDEX, CHANNELS, EXP
+    from studio.generate.neural.runner import neural_motion
+    from studio.generate.rig import EMOTION_PRESETS, default_conditions, num_frames_for
+
+    head = [CHANNEL_INDEX[c] for c in HEAD_CHANNELS]
+    counts = [ClosureCounts(0, 0, 0, 0) for _ in seeds]
+    head_rms, head_own, lip_agreement = [], [], []
+    offsets = {label: [] for label in EMOTIONS if label != "neutral"}
+    weights = []
+    for k, item in enumerate(items):
+        audio = load_audio(item.audio, require_sound=True)
+        features = compute_features(audio)
+        phones = phones_for(audio, None, language=item.language).phones
+        frames = num_frames_for(audio.duration, fps)
+
+        def run(seed: int, emotion: str = "neutral") -> np.ndarray:
+            return neural_motion(features, phones, duration=audio.duration, fps=fps,
+                                 conditions=default_conditions(frames, emotion=emotion), seed=seed, steps=steps,
+                                 device=device, model_path=model)
+
+        motions = [run(seed) for seed in seeds]
+        for i, motion in enumerate(motions):
+            counts[i] = counts[i] + closure_counts(mouth_gap(motion), fps, item.reference)
+        a, b = (m[:, head].astype(np.float64) for m in motions)
+        head_rms.append(float(np.sqrt(np.mean((a - b) ** 2))))
+        head_own.append(float(np.mean([np.sqrt(np.mean((m - m.mean(axis=0)) ** 2)) for m in (a, b)])))
+        r = mouth_correlation(mouth_gap(motions[0]), mouth_gap(motions[1]))
+        if np.isfinite(r):
+            lip_agreement.append(r)
+        neutral = motions[0][:, EXP].astype(np.float64)
+        for label in offsets:
+            offsets[label].append((run(seeds[0], label)[:, EXP] - neutral).mean(axis=0))
+        weights.append(frames)
+        if progress:
+            progress(k)
+    w = np.asarray(weights, dtype=np.float64)
+    emotions = {}
+    names = CHANNELS[EXP]
+    for label, rows in offsets.items():
+        mean = np.average(np.stack(rows), axis=0, weights=w)
+        top = np.argsort(-np.abs(mean))[:3]
+        emotions[label] = {"offset_norm": float(np.linalg.norm(mean)),
+                           "rig_preset_norm": float(np.linalg.norm(EMOTION_PRESETS[label])),
+                           "largest": [(names[i], float(mean[i])) for i in top]}
+    return {
+        "items": len(items), "seeds": list(seeds), "steps": steps,
+        "head_rms_difference_deg": float(np.mean(head_rms)), "head_rms_motion_deg": float(np.mean(head_own)),
+        "closure_recall_by_seed": [c.recall for c in counts], "bilabials": counts[0].bilabials,
+        "lip_agreement": float(np.mean(lip_agreement)) if lip_agreement else float("nan"),
+        "emotions": emotions,
+    }
+
+
+def format_controls(report: dict) -> str:
+    recall = report["closure_recall_by_seed"]
+    lines = [
+        f"neural controls: {report['items']} items, seeds {report['seeds'][0]} and {report['seeds'][1]}, "
+        f"{report['steps']} steps",
+        f"  head rotation differs by  {report['head_rms_difference_deg']:.2f}° RMS between the seeds "
+        f"(each moves {report['head_rms_motion_deg']:.2f}° RMS)",
+        f"  closure recall by seed    {recall[0]:.3f} / {recall[1]:.3f}  (Δ {abs(recall[0] - recall[1]):.3f}, "
+        f"{report['bilabials']} p/b/m)",
+        f"  mouth openings agree      r = {report['lip_agreement']:.3f}",
+        "  emotion vs neutral (mean expression offset, face units; the rig's preset for scale):",
+    ]
+    for label, e in report["emotions"].items():
+        largest = ", ".join(f"{name} {value:+.3f}" for name, value in e["largest"])
+        lines.append(f"    {label:<10} {e['offset_norm']:.3f}  (rig {e['rig_preset_norm']:.3f})  {largest}")
+    return "\n".join(lines)
+
+
+__all__: Sequence[str] = ("EvalItem", "ItemScore", "LipsyncReport", "evaluate_controls", "evaluate_item",
+                          "evaluate_lipsync", "format_controls", "format_summary", "items_from_manifest",
+                          "single_item")
