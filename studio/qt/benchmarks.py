@@ -4,7 +4,10 @@
   :class:`~studio.qt.workers.EventLoopMonitor`) while generating the demo speech and while
   exporting it as an MP4 — the target is under 50 ms;
 * the 2D view's frames per second while scrubbing (render + paint, 512² portrait) across the demo
-  project and across a keyed project of ``minutes`` minutes — the target is 25 fps or more.
+  project and across a keyed project of ``minutes`` minutes — the target is 25 fps or more;
+* the timeline's frames per second while scrubbing a keyed project of ``minutes`` minutes with its
+  audio and phones (dope sheet + curve editor painted per playhead position;
+  :func:`studio.qt.timeline.bench_timeline`) — the target is 25 fps or more.
 
 Offscreen, with throw-away settings; numbers are medians over ``repeat`` runs where that applies.
 """
@@ -60,7 +63,16 @@ def bench_gui(minutes: float = 10.0, frames: int = 200, repeat: int = 3) -> dict
         finally:
             window.shutdown()
             window.close()
+    result["timeline"] = bench_timeline(minutes, frames, repeat)
     return result
+
+
+def bench_timeline(minutes: float = 10.0, frames: int = 200, repeat: int = 3) -> dict:
+    """The timeline panel's scrubbing figures alone (see :func:`studio.qt.timeline.bench_timeline`)."""
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from studio.qt.timeline import bench_timeline as run
+
+    return run(minutes, frames, repeat)
 
 
 def _median_scrub(benchmark, viewport, frames: int, repeat: int) -> dict:
@@ -79,4 +91,8 @@ def format_gui(result: dict) -> str:
         r = result[key]
         lines.append(f"  {label} ({r['project_frames']} frames, {r['size']}): {r['fps']:.1f} frames/s "
                      f"({r['ms_per_frame']:.1f} ms per frame, {r['frames']} playhead positions)")
+    if "timeline" in result:
+        from studio.qt.timeline import format_timeline
+
+        lines.append(format_timeline(result["timeline"]))
     return "\n".join(lines)
