@@ -39,7 +39,8 @@ class ScriptedDialogs:
         self.asked.append(("generate", has_transcript))
         return self.generate
 
-    def export_settings(self, kind, suggested):
+    def export_settings(self, kind, suggested, context=None):
+        self.asked.append(("export", kind, suggested, context))
         return self.export
 
     def ask_save_changes(self, name):
@@ -123,7 +124,7 @@ def load_demo(qtbot, window, portrait: Path, transcript: bool = True) -> None:
 def document_state(p) -> tuple:
     """Everything a project holds, comparable with ==."""
     return (p.fps, p.num_frames, dict(p.sources), None if p.identity is None else p.identity.tolist(),
-            None if p.portrait_keypoints is None else p.portrait_keypoints.tolist(), p.base, p.layers,
+            None if p.portrait_keypoints is None else p.portrait_keypoints.tolist(), p.mesh_keypoints, p.base, p.layers,
             p.emotion_segments, p.intensity, dict(p.overrides), p.locked_groups, dict(p.limits),
             p.evaluate().tobytes())
 

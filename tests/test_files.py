@@ -12,7 +12,7 @@ import pytest
 from studio.core import project_file as pf
 from studio.core.document import BaseMotion, Project, Source
 from studio.core.fcurve import Interpolation as I
-from studio.core.keypoints import KEYPOINT_NAMES, MEAN_FACE
+from studio.core.keypoints import KEYPOINT_INDEX, KEYPOINT_NAMES, MEAN_FACE
 from studio.core.motion import CHANNELS, NEUTRAL_FRAME, keypoints, neutral_motion
 from studio.core.motion_file import FORMATS, Motion, MotionFileError, read_motion, write_motion
 from studio.core.project_file import ProjectFileError, load_project, save_project
@@ -205,18 +205,19 @@ def test_oversized_members_are_refused_before_decompression(full_project, tmp_pa
 
 
 def test_older_versions_migrate_step_by_step(full_project, tmp_path, monkeypatch):
-    path = tmp_path / "v2.thproj"
+    current = pf.VERSION
+    path = tmp_path / f"v{current}.thproj"
     save_project(full_project, path)
 
-    def v2_to_v3(doc):
+    def to_next(doc):
         doc["fps"] = doc["fps"] * 2  # a visible change to prove the step ran
         return doc
 
-    monkeypatch.setattr(pf, "VERSION", 3)
-    monkeypatch.setitem(pf.MIGRATIONS, 2, v2_to_v3)
+    monkeypatch.setattr(pf, "VERSION", current + 1)
+    monkeypatch.setitem(pf.MIGRATIONS, current, to_next)
     assert load_project(path).fps == 60.0
-    monkeypatch.delitem(pf.MIGRATIONS, 2)
-    with pytest.raises(ProjectFileError, match="no migration from schema version 2"):
+    monkeypatch.delitem(pf.MIGRATIONS, current)
+    with pytest.raises(ProjectFileError, match=f"no migration from schema version {current}"):
         load_project(path)
 
 
@@ -227,8 +228,8 @@ def test_portrait_keypoints_round_trip_and_version_1_files_have_none(full_projec
     save_project(full_project, path)
     np.testing.assert_array_equal(load_project(path).portrait_keypoints, placed)
     doc, arrays = saved_members(full_project, tmp_path)
-    assert doc["version"] == 2
-    del doc["portrait_keypoints"]
+    assert doc["version"] == 3
+    del doc["portrait_keypoints"], doc["mesh_keypoints"]
     doc["version"] = 1
     old = tmp_path / "v1.thproj"
     write_zip(old, {"project.json": json.dumps(doc), "arrays.npz": arrays})
@@ -376,3 +377,24 @@ def test_corrupt_compressed_arrays_give_clear_errors(full_project, tmp_path):
     (tmp_path / "deflate.npz").write_bytes(corrupt_deflate_stream(npz))
     with pytest.raises(MotionFileError, match="deflate.npz"):
         read_motion(tmp_path / "deflate.npz")
+
+
+def test_mesh_keypoints_round_trip_and_version_2_files_have_none(full_project, tmp_path):
+    full_project.set_mesh_keypoint("nose_tip", 17)
+    full_project.set_mesh_keypoint("chin", 3)
+    path = tmp_path / "a.thproj"
+    save_project(full_project, path)
+    loaded = load_project(path)
+    assert loaded.mesh_keypoints == full_project.mesh_keypoints
+    assert loaded.mesh_keypoints[KEYPOINT_INDEX["nose_tip"]] == 17
+    assert sum(v is not None for v in loaded.mesh_keypoints) == 2
+    doc, arrays = saved_members(full_project, tmp_path)
+    del doc["mesh_keypoints"]
+    doc["version"] = 2
+    old = tmp_path / "v2.thproj"
+    write_zip(old, {"project.json": json.dumps(doc), "arrays.npz": arrays})
+    assert load_project(old).mesh_keypoints is None
+    doc["version"], doc["mesh_keypoints"] = 3, [1, -2] + [None] * 19
+    write_zip(old, {"project.json": json.dumps(doc), "arrays.npz": arrays})
+    with pytest.raises(ProjectFileError, match="mesh_keypoints must be 21 vertex ids"):
+        load_project(old)

@@ -10,7 +10,12 @@ from pathlib import Path
 from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import QDialogButtonBox
 
-from studio.qt.dialogs import ExportDialog, GenerateDialog, GenerateSettings
+from studio.qt.dialogs import (
+    ExportContext,
+    ExportDialog,
+    GenerateDialog,
+    GenerateSettings,
+)
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 
@@ -84,6 +89,59 @@ def test_export_dialog_shows_the_options_of_its_kind(qtbot, no_leaks, tmp_path):
     assert arkit.crf.parent() is arkit and not arkit.crf.isVisibleTo(arkit)  # no video options here
 
 
+def test_export_dialog_offers_every_registered_exporter(qtbot, no_leaks, tmp_path):
+    from studio.plugins import default_registry
+    from studio.qt.dialogs import export_formats
+
+    offered = {f.name for formats in export_formats().values() for f in formats}
+    assert offered == {e.name for e in default_registry().exporters()}  # plugins' exporters included
+    dialog = ExportDialog("motion", tmp_path / "take.json", None, ExportContext(num_frames=100, fps=25.0))
+    qtbot.addWidget(dialog)
+    assert dialog.problem() == "" and dialog.format.name == "motion_json"
+    dialog.kind_choice.setCurrentIndex(dialog.kind_choice.findData("mesh"))
+    assert dialog.path.text() == str(tmp_path / "take.obj") and dialog.format.name == "mesh_obj"
+    names = [dialog.format_choice.itemData(i).name for i in range(dialog.format_choice.count())]
+    assert names == ["mesh_obj", "mesh_ply", "mesh_npy", "mesh_glb", "mesh_usd"]
+    dialog.format_choice.setCurrentIndex(names.index("mesh_glb"))
+    assert dialog.path.text().endswith("take.glb")
+    assert dialog.max_targets.isVisibleTo(dialog) and not dialog.meters.isVisibleTo(dialog)
+    dialog.format_choice.setCurrentIndex(names.index("mesh_usd"))
+    assert dialog.meters.isVisibleTo(dialog) and not dialog.max_targets.isVisibleTo(dialog)
+    dialog.path.setText(str(tmp_path / "take.abc"))
+    assert "writes .usd, .usda, .usdc files" in dialog.problem()
+    dialog.path.setText(str(tmp_path / "take.usda"))
+    dialog.range_check.setChecked(True)
+    dialog.first.setValue(50)
+    dialog.last.setValue(10)
+    assert dialog.problem() == "The frame range ends before it starts."
+    dialog.last.setValue(59)
+    assert "10 frames, 0.40 s" in dialog.range_info.text()
+    settings = dialog.settings()
+    assert (settings.kind, settings.exporter, settings.frames, settings.path.name) == \
+        ("mesh", "mesh_usd", (50, 60), "take.usda")
+    dialog.kind_choice.setCurrentIndex(dialog.kind_choice.findData("png"))
+    assert dialog.path.text().endswith("take_frames") and dialog.path_label.text() == "Folder"
+    blocked = ExportDialog("mesh_video", tmp_path / "r.mp4", None,
+                           ExportContext(10, blocked={"mesh_video": "Import a head mesh first."}))
+    qtbot.addWidget(blocked)
+    assert blocked.problem() == "Import a head mesh first." and blocked.notice.text() == blocked.problem()
+    assert not blocked.buttons.button(QDialogButtonBox.Ok).isEnabled()
+
+
+def test_generate_dialog_says_when_the_neural_model_is_missing(qtbot, no_leaks, tmp_path):
+    dialog = GenerateDialog(GenerateSettings(), ("rig", "neural"), has_transcript=False)
+    qtbot.addWidget(dialog)
+    ok = dialog.buttons.button(QDialogButtonBox.Ok)
+    dialog.generator.setCurrentText("neural")
+    dialog.model.setText(str(tmp_path / "missing.pt"))
+    assert not ok.isEnabled() and "No neural model at" in dialog.model_notice.text()
+    (tmp_path / "model.pt").write_bytes(b"weights")
+    dialog.model.setText(str(tmp_path / "model.pt"))
+    assert ok.isEnabled() and dialog.settings().model == str(tmp_path / "model.pt")
+    dialog.generator.setCurrentText("rig")
+    assert ok.isEnabled() and not dialog.model.isEnabled()
+
+
 def test_menus_and_shortcuts(make_window):
     window = make_window()
     menus = {a.text().replace("&", ""): a.menu() for a in window.menuBar().actions()}
@@ -92,7 +150,8 @@ def test_menus_and_shortcuts(make_window):
     for name, keys in {"New": "Ctrl+N", "Open…": "Ctrl+O", "Save": "Ctrl+S", "Save As…": "Ctrl+Shift+S",
                        "Undo": "Ctrl+Z", "Redo": "Ctrl+Shift+Z", "Play": "Space", "Next frame": "Right",
                        "Previous frame": "Left", "Jump to start": "Home", "Jump to end": "End",
-                       "Set key": "K", "Generate…": "Ctrl+G"}.items():
+                       "Set key": "K", "Generate…": "Ctrl+G", "Export…": "Ctrl+E",
+                       "Regenerate changed frames": "Ctrl+Shift+G"}.items():
         assert shortcuts[name] == keys, name
     file_menu = [a.text().replace("&", "") for a in menus["File"].actions() if a.text()]
     assert file_menu[:4] == ["New", "Open…", "Open Recent", "Save"]
@@ -103,6 +162,12 @@ def test_menus_and_shortcuts(make_window):
     assert window.session.selection.channels[0] == "exp.lip_upper_center.x"
     assert not window.generate_action.isEnabled()  # no audio yet
     assert not window.export_actions["mp4"].isEnabled()
+    assert not window.regenerate_action.isEnabled()
+    exports = next(a.menu() for a in menus["File"].actions() if a.text().replace("&", "") == "Export")
+    entries = [a.text().replace("&", "") for a in exports.actions() if a.text()]
+    assert entries[0] == "Export…" and len(entries) == 1 + len(window.export_actions)
+    panels = next(a.menu() for a in menus["View"].actions() if a.text().replace("&", "") == "Panels")
+    assert [a.text() for a in panels.actions()] == ["2D view", "Media", "Jobs"]
     window.session.clear_selection()
     window.key_selection()
     assert "Nothing selected" in window.statusBar().currentMessage()

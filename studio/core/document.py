@@ -17,6 +17,12 @@ Evaluation (:meth:`Project.evaluate`), vectorized over frames:
 
 Every edit is a method of :class:`Project` that pushes a small undoable command
 (:mod:`studio.core.commands`) and emits events (:attr:`Project.events`) that views observe.
+One exception, for a generation streaming in: :meth:`Project.preview_base` shows frames as they
+come without an undo step; the finished result is then recorded once (:meth:`Project.set_base`).
+
+Re-generating only what changed: :meth:`Project.stale_frames` says which frames of the base
+motion were generated under other conditions than the current ones, and :func:`splice_base` puts
+newly generated values on exactly those frames, keeping every other frame bit for bit.
 """
 
 from __future__ import annotations
@@ -35,7 +41,7 @@ import numpy as np
 from studio.core.commands import SetSlot, UndoStack
 from studio.core.events import EmitterGroup
 from studio.core.fcurve import FCurve, Interpolation
-from studio.core.keypoints import NUM_KEYPOINTS
+from studio.core.keypoints import KEYPOINT_INDEX, NUM_KEYPOINTS
 from studio.core.motion import (
     CHANNEL_GROUPS,
     CHANNEL_INDEX,
@@ -55,6 +61,8 @@ SOURCE_ROLES: tuple[str, ...] = ("portrait", "mesh", "audio", "transcript")
 CONDITION_CHANNELS: tuple[str, ...] = (
     ("intensity",) + tuple(f"emotion.{e}" for e in EMOTIONS) + tuple(f"override.{c}" for c in EYE_CHANNELS))
 INTENSITY_RANGE = (0.0, 2.0)
+#: Frames over which re-generated frames fade in from kept neighbours (:func:`splice_base`).
+SPLICE_FADE = 4
 _RANGE_LOW = np.array([CHANNEL_RANGES[c][0] for c in CHANNELS])
 _RANGE_HIGH = np.array([CHANNEL_RANGES[c][1] for c in CHANNELS])
 
@@ -214,6 +222,48 @@ def emotion_weights(segments: Iterable[EmotionSegment], frames) -> np.ndarray:
     return w
 
 
+def splice_base(base: BaseMotion | None, values: np.ndarray, conditions: np.ndarray, replace_frames,
+                fade: int = SPLICE_FADE, generator: str | None = None,
+                settings: Mapping[str, Any] | None = None) -> BaseMotion:
+    """``base`` with the frames of ``replace_frames`` (bool mask over the T frames of ``values``)
+    taken from ``values`` (T, 74) and ``conditions`` (T, 13): the result of re-generating a clip's
+    *stale* frames. Kept frames stay bit-identical (values and conditions); a replaced frame within
+    ``fade`` frames of a kept one cross-fades from the old value to the new one (weight
+    d / (fade + 1) at distance d), so a re-generated run does not start or end with a step. Frames
+    beyond the old base (or with no base) are always replaced. The result is T frames long."""
+    values = validate_motion(values, "re-generated motion")
+    conditions = np.asarray(conditions, dtype=np.float32)
+    T = len(values)
+    if conditions.shape != (T, len(CONDITION_CHANNELS)):
+        raise ValueError(f"re-generated conditions: expected shape ({T}, {len(CONDITION_CHANNELS)}), "
+                         f"got {conditions.shape}")
+    mask = np.zeros(T, dtype=bool)
+    given = np.asarray(replace_frames, dtype=bool).reshape(-1)[:T]
+    mask[:len(given)] = given
+    old_n = 0 if base is None else min(len(base), T)
+    mask[old_n:] = True
+    old_values = values.astype(np.float32, copy=True)
+    old_conditions = conditions.copy()
+    if old_n:
+        old_values[:old_n] = base.values[:old_n]
+        old_conditions[:old_n] = base.conditions[:old_n]
+    kept = ~mask
+    weight = np.ones((T, 1))
+    if fade > 0 and kept.any():
+        index = np.arange(T)
+        previous = np.maximum.accumulate(np.where(kept, index, -1))  # the last kept frame at or before
+        following = np.minimum.accumulate(np.where(kept, index, T)[::-1])[::-1]  # the first at or after
+        distance = np.minimum(np.where(previous >= 0, index - previous, T + 1),
+                              np.where(following < T, following - index, T + 1))
+        weight = np.clip(distance / (fade + 1.0), 0.0, 1.0)[:, None]
+    blended = ((1.0 - weight) * old_values + weight * values).astype(np.float32)
+    out = np.where(mask[:, None], blended, old_values)
+    out_conditions = np.where(mask[:, None], conditions, old_conditions)
+    return BaseMotion(out, out_conditions,
+                      generator if generator is not None else (base.generator if base is not None else ""),
+                      settings if settings is not None else (dict(base.settings) if base is not None else {}))
+
+
 def _keypoint_array(points, columns: int, what: str) -> np.ndarray | None:
     """None, or the 21 keypoints as a read-only float64 (21, columns) array (ValueError naming ``what``)."""
     if points is None:
@@ -222,6 +272,14 @@ def _keypoint_array(points, columns: int, what: str) -> np.ndarray | None:
     if value.shape != (NUM_KEYPOINTS, columns) or not np.all(np.isfinite(value)):
         raise ValueError(f"{what} must be finite with shape ({NUM_KEYPOINTS}, {columns}), got {value.shape}")
     return _readonly(value)
+
+
+def _vertex_id(vertex, what: str) -> int | None:
+    if vertex is None:
+        return None
+    if isinstance(vertex, bool) or not float(vertex).is_integer() or int(vertex) < 0:
+        raise ValueError(f"{what}: a vertex id must be a non-negative integer, got {vertex!r}")
+    return int(vertex)
 
 
 def _check_channel(channel: str) -> None:
@@ -234,8 +292,8 @@ class Project:
 
     #: One event per kind of state; ``changed`` follows every edit that can change the evaluated
     #: motion (all but sources, identity and portrait keypoints), with the edited ``slot``.
-    EVENTS = ("sources", "identity", "portrait_keypoints", "timing", "base", "layers", "keys", "emotion",
-              "controls", "locks", "limits", "changed")
+    EVENTS = ("sources", "identity", "portrait_keypoints", "mesh_keypoints", "timing", "base", "layers", "keys",
+              "emotion", "controls", "locks", "limits", "changed")
 
     def __init__(self, fps: float = 25.0, num_frames: int = 0):
         self._check_timing(fps, num_frames)
@@ -244,6 +302,7 @@ class Project:
         self._sources: dict[str, Source] = {}
         self._identity: np.ndarray | None = None
         self._portrait_keypoints: np.ndarray | None = None
+        self._mesh_keypoints: tuple[int | None, ...] | None = None
         self._base: BaseMotion | None = None
         self._layers: tuple[Layer, ...] = ()
         self._segments: tuple[EmotionSegment, ...] = ()
@@ -263,6 +322,11 @@ class Project:
         lambda self: self._portrait_keypoints,
         doc="The portrait's 21 keypoints (21, 2) in image pixels (x right, y down) as placed or corrected "
             "by hand, or None: the face detector's fit is used as it is.")
+    mesh_keypoints = property(
+        lambda self: self._mesh_keypoints,
+        doc="Vertex ids of the 21 keypoints on the head mesh, as assigned by hand in the 3D view: a tuple "
+            "of 21 (KEYPOINT_NAMES order) with None where not assigned, or None: the mesh's own keypoints "
+            "(FLAME topology, or a keypoint JSON) are used as they are.")
     base = property(lambda self: self._base)
     layers = property(lambda self: self._layers)
     emotion_segments = property(lambda self: self._segments)
@@ -297,6 +361,8 @@ class Project:
             return self._identity
         if kind == "portrait_keypoints":
             return self._portrait_keypoints
+        if kind == "mesh_keypoints":
+            return self._mesh_keypoints
         if kind == "timing":
             return (self._fps, self._num_frames)
         if kind == "base":
@@ -337,6 +403,10 @@ class Project:
             self._portrait_keypoints = value
             self.events.portrait_keypoints.emit()
             return  # the portrait's fit does not change the evaluated motion
+        if kind == "mesh_keypoints":
+            self._mesh_keypoints = value
+            self.events.mesh_keypoints.emit()
+            return  # where the keypoints sit on the mesh does not change the motion either
         if kind == "timing":
             self._fps, self._num_frames = value
             self.events.timing.emit()
@@ -388,6 +458,7 @@ class Project:
         twin._sources = dict(self._sources)
         twin._identity = self._identity
         twin._portrait_keypoints = self._portrait_keypoints
+        twin._mesh_keypoints = self._mesh_keypoints
         twin._base = self._base
         twin._layers = self._layers
         twin._segments = self._segments
@@ -417,6 +488,36 @@ class Project:
         detector's fit. The view that edits them also sets the identity they imply (one macro)."""
         value = _keypoint_array(keypoints, 2, "portrait keypoints")
         self._edit(("portrait_keypoints",), value, "Place face keypoints" if value is not None else "Reset face keypoints")
+
+    def set_mesh_keypoint(self, name: str, vertex: int | None) -> None:
+        """Assign the keypoint ``name`` to vertex ``vertex`` of the head mesh (None: unassign it)."""
+        if name not in KEYPOINT_INDEX:
+            raise KeyError(f"unknown keypoint {name!r}")
+        ids = list(self._mesh_keypoints or (None,) * NUM_KEYPOINTS)
+        ids[KEYPOINT_INDEX[name]] = _vertex_id(vertex, name)
+        value = None if all(v is None for v in ids) else tuple(ids)
+        self._edit(("mesh_keypoints",), value, f"Assign keypoint {name}" if vertex is not None else f"Unassign {name}")
+
+    def set_mesh_keypoints(self, vertices) -> None:
+        """Replace every assignment: 21 vertex ids (None where unassigned), or None for none."""
+        value = None
+        if vertices is not None:
+            vertices = list(vertices)
+            if len(vertices) != NUM_KEYPOINTS:
+                raise ValueError(f"mesh keypoints: expected {NUM_KEYPOINTS} vertex ids, got {len(vertices)}")
+            value = tuple(_vertex_id(v, f"keypoint {i}") for i, v in enumerate(vertices))
+            if all(v is None for v in value):
+                value = None
+        self._edit(("mesh_keypoints",), value, "Assign mesh keypoints" if value else "Clear mesh keypoints")
+
+    def preview_base(self, base: BaseMotion | None) -> None:
+        """Put ``base`` in place *without* an undo step — a generation streaming in shows its frames
+        as they come (views observe ``base``/``changed`` as usual). The one who previews ends it:
+        ``preview_base(original)`` to put the original back, then :meth:`set_base` to record the
+        result as one undo step (or nothing more, when the generation was cancelled)."""
+        if base is not None and not isinstance(base, BaseMotion):
+            raise TypeError(f"base must be a BaseMotion or None, got {type(base).__name__}")
+        self._set_slot(("base",), base)
 
     @staticmethod
     def _check_timing(fps: float, num_frames: int) -> None:

@@ -9,12 +9,13 @@
 * Older schema versions migrate step by step through :data:`MIGRATIONS`; newer ones are refused.
 * :func:`autosave_path` gives the recovery file of a project (per user, outside the project folder).
 
-``project.json`` (version 2)::
+``project.json`` (version 3)::
 
-    {"format": "studio-project", "version": 2, "saved_by": "...", "fps": 25.0, "num_frames": 250,
+    {"format": "studio-project", "version": 3, "saved_by": "...", "fps": 25.0, "num_frames": 250,
      "sources": [{"role": "audio", "path": "/abs/speech.wav", "relpath": "speech.wav", "sha256": "…"}],
      "identity": null | [[x, y, z] × 21],
      "portrait_keypoints": null | [[x, y] × 21],                  # image pixels, placed by hand
+     "mesh_keypoints": null | [vertex id | null × 21],           # on the head mesh, picked by hand
      "base": null | {"generator": "rig", "settings": {...}, "values": "base_values",
                      "conditions": "base_conditions"},          # names of arrays in arrays.npz
      "layers": [{"id", "name", "blend": "REPLACE"|"ADD", "influence", "mute",
@@ -23,7 +24,8 @@
      "controls": {"intensity": curve | null, "overrides": {eye channel: curve}},
      "locks": [group, ...], "limits": {channel: [low, high]}}
 
-Version history: 1 → 2 added ``portrait_keypoints`` (a version-1 file has none).
+Version history: 1 → 2 added ``portrait_keypoints`` (a version-1 file has none); 2 → 3 added
+``mesh_keypoints`` (a version-2 file has none).
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ from studio.core.document import BaseMotion, EmotionSegment, Layer, Project, Sou
 from studio.core.fcurve import FCurve
 
 FORMAT = "studio-project"
-VERSION = 2
+VERSION = 3
 EXTENSION = ".thproj"
 JSON_MEMBER = "project.json"
 ARRAYS_MEMBER = "arrays.npz"
@@ -59,8 +61,13 @@ def _v1_to_v2(doc: dict) -> dict:
     return doc
 
 
+def _v2_to_v3(doc: dict) -> dict:
+    doc.setdefault("mesh_keypoints", None)
+    return doc
+
+
 #: ``MIGRATIONS[v]`` turns a version-``v`` project.json dict into a version ``v + 1`` one.
-MIGRATIONS: dict[int, Callable[[dict], dict]] = {1: _v1_to_v2}
+MIGRATIONS: dict[int, Callable[[dict], dict]] = {1: _v1_to_v2, 2: _v2_to_v3}
 
 
 class ProjectFileError(ValueError):
@@ -89,6 +96,7 @@ def save_project(project: Project, path: str | Path, *, mark_clean: bool = True)
         "sources": [_source_to_dict(s, folder) for s in project.sources.values()],
         "identity": None if project.identity is None else project.identity.tolist(),
         "portrait_keypoints": None if project.portrait_keypoints is None else project.portrait_keypoints.tolist(),
+        "mesh_keypoints": None if project.mesh_keypoints is None else list(project.mesh_keypoints),
         "base": base,
         "layers": [{"id": l.id, "name": l.name, "blend": l.blend.value, "influence": float(l.influence),
                     "mute": bool(l.mute), "curves": {c: curve.to_dict() for c, curve in l.curves.items()}}
@@ -269,6 +277,13 @@ def _build(doc: dict, arrays: dict[str, np.ndarray], folder: Path) -> Project:
                 raise ProjectFileError(f"{key} must be 21 × {columns} finite numbers, got shape {points.shape}")
             points.setflags(write=False)
             slot((key,), points)
+
+    mesh_keypoints = top.get("mesh_keypoints", list, optional=True)
+    if mesh_keypoints is not None:
+        if len(mesh_keypoints) != 21 or not all(v is None or (isinstance(v, int) and not isinstance(v, bool)
+                                                              and v >= 0) for v in mesh_keypoints):
+            raise ProjectFileError("mesh_keypoints must be 21 vertex ids (non-negative integers or null)")
+        slot(("mesh_keypoints",), tuple(mesh_keypoints) if any(v is not None for v in mesh_keypoints) else None)
 
     base = top.get("base", dict, optional=True)
     if base is not None:

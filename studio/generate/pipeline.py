@@ -5,7 +5,9 @@ alignment to the transcript, or recognition, with a fallback warning), runs the 
 generator and returns a :class:`~studio.core.motion_file.Motion` with everything it used. The
 CLI (``studio generate``), the evaluation and the GUI's worker all call it; it reports progress
 as a fraction and stops at the next stage boundary (or inside a stage that supports it) when
-``cancel()`` returns True, raising :class:`Cancelled`.
+``cancel()`` returns True, raising :class:`Cancelled`. The neural generator streams:
+``on_chunk(start, values)`` receives its frames as each chunk settles them (the rig makes every
+frame at once and reports progress only).
 """
 
 from __future__ import annotations
@@ -99,7 +101,8 @@ def _check(request: GenerateRequest) -> None:
 
 
 def generate(request: GenerateRequest, *, progress: Callable[[float], None] | None = None,
-             cancel: Callable[[], bool] | None = None, style: RigStyle = RigStyle()) -> GenerateResult:
+             cancel: Callable[[], bool] | None = None, style: RigStyle = RigStyle(),
+             on_chunk: Callable[[int, np.ndarray], None] | None = None) -> GenerateResult:
     """Run the whole path for one request (see the module docstring)."""
     from studio.audio.phonemes import Cancelled as PhonemesCancelled
     from studio.audio.phonemes import phones_for
@@ -156,7 +159,8 @@ def generate(request: GenerateRequest, *, progress: Callable[[float], None] | No
                                conditions=conditions, canonical=request.canonical_keypoints, seed=request.seed,
                                steps=request.steps, guidance=request.guidance, device=request.device,
                                model_path=request.model, phones_from_transcript=found.method == "aligned",
-                               progress=lambda f: report(motion_start + _STAGES["motion"] * f), cancel=stop)
+                               progress=lambda f: report(motion_start + _STAGES["motion"] * f), cancel=stop,
+                               on_chunk=on_chunk)
     else:
         values = rig_motion(found.phones, num_frames=num_frames, fps=request.fps, features=features,
                             conditions=conditions, seed=request.seed, style=style)

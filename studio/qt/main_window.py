@@ -2,11 +2,24 @@
 
 It owns one :class:`~studio.core.session.Session` (the viewer model) and wires the parts that
 observe it: the media controller (sources loaded), the :class:`~studio.qt.viewport2d.Viewport2D`,
-the media bin and the job list (docks), the :class:`~studio.qt.transport.Transport`, the
+the media bin and the job list (docks), the 3D panel (:mod:`studio.qt.head_view`, docked once a
+head mesh is loaded), the :class:`~studio.qt.transport.Transport`, the
 :class:`~studio.qt.recovery.Recovery` autosave. Every edit goes through the document's methods
 (undoable commands); long work runs as jobs (:mod:`studio.qt.workers`) whose results are applied
-here, on the GUI thread. Panels still to come plug in the same way: a widget constructed with the
-session, added with :meth:`MainWindow.add_panel`.
+here, on the GUI thread. Other panels plug in the same way: a widget constructed with the session,
+added with :meth:`MainWindow.add_panel` (docked, listed in View ▸ Panels, its place remembered).
+
+Generation streams: the neural generator's chunks reach the document as they settle
+(:meth:`Project.preview_base`, no undo step), the finished motion is recorded as one undo step,
+and a cancelled or failed generation puts the previous base motion back. *Regenerate changed
+frames* runs the generator with the current conditions and keeps its result only on the frames
+whose conditions changed since they were generated (:func:`~studio.core.document.splice_base`).
+Undo and redo wait while a generation runs.
+
+Exports (File ▸ Export): every exporter of the plugin registry, through one dialog
+(:class:`~studio.qt.dialogs.ExportDialog`) that says what a kind still needs (a face fit, a head
+mesh, its keypoints); each export is a job in a child process with progress and Cancel (the job
+list and the status bar's indicator), its failure shown in a message.
 
 Settings (QSettings): window geometry and dock layout, recent files, the autosave interval and the
 recovery bookkeeping. Questions to the user go through :class:`~studio.qt.dialogs.Dialogs`.
@@ -18,7 +31,7 @@ import datetime
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
@@ -37,8 +50,9 @@ from studio.core.document import (
     EmotionSegment,
     Project,
     emotion_weights,
+    splice_base,
 )
-from studio.core.motion import CHANNEL_GROUPS, CHANNELS
+from studio.core.motion import CHANNEL_GROUPS, CHANNELS, NUM_CHANNELS
 from studio.core.motion_file import Motion
 from studio.core.project_file import (
     EXTENSION,
@@ -50,22 +64,38 @@ from studio.core.session import Session, format_time
 
 # The engines the jobs hand their requests to, imported with the window (not at the first click,
 # which would freeze it for their import time).
-from studio.generate.pipeline import GENERATORS, GenerateRequest, generate
+from studio.generate.pipeline import GENERATORS, GenerateRequest
 from studio.generate.rig import num_frames_for
 from studio.jobs import (
+    HeadRequest,
+    MeshExportRequest,
     MotionExportRequest,
+    PortraitVideoRequest,
+    export_mesh_job,
     export_motion_job,
+    export_portrait_video_job,
+    generate_job,
     inference_device_job,
     run_in_process,
 )
-from studio.qt.dialogs import EXPORT_KINDS, Dialogs, ExportSettings, GenerateSettings
+from studio.qt.dialogs import (
+    EXPORT_KINDS,
+    FOLDER_KINDS,
+    Dialogs,
+    ExportContext,
+    ExportSettings,
+    GenerateSettings,
+    export_formats,
+)
+from studio.qt.head_view import HeadController, HeadView
 from studio.qt.media import MediaController, role_extensions, role_for
-from studio.qt.panels import JobList, MediaBin
+from studio.qt.mesh_scene import HeadVideoRequest, render_head_video_job
+from studio.qt.panels import JobIndicator, JobList, MediaBin
 from studio.qt.recovery import Recovery
 from studio.qt.transport import Transport, default_clock
 from studio.qt.viewport2d import Viewport2D
 from studio.qt.workers import Job, JobManager
-from studio.render.job import VideoExportRequest, export_video
+from studio.render.job import VideoExportRequest
 
 MAX_RECENT = 10
 NOTICE_MS = 8000
@@ -89,12 +119,21 @@ class MainWindow(QMainWindow):
         self.media = MediaController(self.session, self.jobs, self)
         self.transport = Transport(self.session, clock_for, self)
         self.recovery = Recovery(self.session, self.settings, self.jobs, autosave_s, self)
+        self.heads = HeadController(self.session, self.jobs, self)
         self.generate_defaults = GenerateSettings()
+        self.generation: Job | None = None  # the generation running, if one is
+        self.last_export_kind = "mp4"
+        self.panels: list[QDockWidget] = []
+        self.restored_panels: set[QDockWidget] = set()  # panels added late, placed as the saved layout had them
+        self.panels_menu = None
+        self._layout_restored = False
         self._shut_down = False
 
         self.viewport = Viewport2D(self.session, self.media, self)
         self.media_bin = MediaBin(self.session, self)
         self.job_list = JobList(self.jobs, self)
+        self.head_view: HeadView | None = None  # the 3D panel, made when a head mesh first loads
+        self.head_dock: QDockWidget | None = None
         self.setDockNestingEnabled(True)
         self.viewport_dock = self.add_panel("2D view", self.viewport, Qt.RightDockWidgetArea)
         self.media_dock = self.add_panel("Media", self.media_bin, Qt.LeftDockWidgetArea)
@@ -118,8 +157,8 @@ class MainWindow(QMainWindow):
         self.session.events.media.connect(self._update_enabled)
         self.media.notice.connect(self.notice)
         self.media.portrait_changed.connect(self._update_enabled)
-        self.viewport.notice.connect(self.notice)
-        self.transport.notice.connect(self.notice)
+        self.transport.notice.connect(self.notice)  # the panels' notices are connected by add_panel
+        self.heads.changed.connect(self._on_head)
         self.jobs.failed.connect(self._on_job_failed)
         self.media_bin.import_requested.connect(self.import_dialog)
         self._on_project()
@@ -128,14 +167,29 @@ class MainWindow(QMainWindow):
 
     # --- layout -----------------------------------------------------------------------------------
     def add_panel(self, title: str, widget: QWidget, area=Qt.LeftDockWidgetArea) -> QDockWidget:
-        """Dock a panel (a widget observing the session); its state is remembered by its title."""
+        """Dock a panel (a widget observing the session): listed in View ▸ Panels, its place and
+        visibility remembered by its title — also for a panel added after the window was built
+        (the timeline, the inspector: ``window.add_panel("Timeline", Timeline(window.session, …),
+        Qt.BottomDockWidgetArea)``)."""
         dock = QDockWidget(title, self)
         dock.setObjectName(f"dock{title.replace(' ', '')}")
         dock.setWidget(widget)
         dock.setFeatures(QDockWidget.DockWidgetMovable | QDockWidget.DockWidgetFloatable
                          | QDockWidget.DockWidgetClosable)
         self.addDockWidget(area, dock)
+        self.panels.append(dock)
+        if self.panels_menu is not None:
+            self.panels_menu.addAction(dock.toggleViewAction())
+        if self._layout_restored and self._saved_layout_has(dock) and self.restoreDockWidget(dock):
+            self.restored_panels.add(dock)  # where the saved layout had it
+        notice = getattr(widget, "notice", None)
+        if notice is not None and hasattr(notice, "connect"):
+            notice.connect(self.notice)
         return dock
+
+    def _saved_layout_has(self, dock: QDockWidget) -> bool:
+        state = self.settings.value("window/state")
+        return state is not None and dock.objectName().encode() in bytes(state)
 
     def _restore_layout(self) -> None:
         geometry = self.settings.value("window/geometry")
@@ -144,6 +198,7 @@ class MainWindow(QMainWindow):
             self.restoreGeometry(geometry)
         if state is not None:
             self.restoreState(state)
+        self._layout_restored = True
 
     # --- actions and menus ------------------------------------------------------------------------
     def _action(self, text: str, slot, shortcut=None, tip: str = "", checkable: bool = False) -> QAction:
@@ -169,6 +224,8 @@ class MainWindow(QMainWindow):
         self.import_actions = {role: a(f"{role.capitalize() if role != 'mesh' else 'Head mesh'}…",
                                        lambda checked=False, role=role: self.import_dialog(role))
                                for role in ("portrait", "mesh", "audio", "transcript")}
+        self.export_action = a("&Export…", lambda: self.export_dialog(self.last_export_kind), "Ctrl+E",
+                               "Export the animation: video, PNG frames, mesh sequence, 3D render, motion, ARKit curves")
         self.export_actions = {kind: a(f"{label}…", lambda checked=False, kind=kind: self.export_dialog(kind))
                                for kind, label in EXPORT_KINDS.items()}
         self.undo_action = a("&Undo", self.undo, "Ctrl+Z")
@@ -182,6 +239,9 @@ class MainWindow(QMainWindow):
         self.end_action = a("Jump to &end", self.transport.to_end, "End")
         self.generate_action = a("&Generate…", self.generate_dialog, "Ctrl+G",
                                  "Speech → motion: the project's base motion, as one undo step")
+        self.regenerate_action = a("&Regenerate changed frames", self.start_regenerate, "Ctrl+Shift+G",
+                                   "Re-generate only the frames whose emotion, intensity or gaze/blink overrides "
+                                   "changed since they were generated (one undo step)")
         self.key_action = a("Set &key", self.key_selection, "K", "Key the selected channels at the playhead")
 
     def _build_menus(self) -> None:
@@ -195,13 +255,16 @@ class MainWindow(QMainWindow):
         imports = file.addMenu("&Import")
         imports.addActions(list(self.import_actions.values()))
         exports = file.addMenu("&Export")
+        exports.addAction(self.export_action)
+        exports.addSeparator()
         exports.addActions(list(self.export_actions.values()))
         file.addSeparator()
         file.addAction(self.quit_action)
         edit = bar.addMenu("&Edit")
         edit.addActions([self.undo_action, self.redo_action])
         view = bar.addMenu("&View")
-        view.addActions([dock.toggleViewAction() for dock in (self.viewport_dock, self.media_dock, self.jobs_dock)])
+        self.panels_menu = view.addMenu("&Panels")
+        self.panels_menu.addActions([dock.toggleViewAction() for dock in self.panels])
         view.addSeparator()
         view.addActions([self.viewport.show_keypoints, self.viewport.edit_fit, self.viewport.reset_fit])
         playback = bar.addMenu("&Playback")
@@ -209,7 +272,7 @@ class MainWindow(QMainWindow):
         playback.addSeparator()
         playback.addActions([self.previous_action, self.next_action, self.start_action, self.end_action])
         animation = bar.addMenu("&Animation")
-        animation.addAction(self.generate_action)
+        animation.addActions([self.generate_action, self.regenerate_action])
         animation.addSeparator()
         animation.addAction(self.key_action)
         select = animation.addMenu("Select &channels")
@@ -248,6 +311,8 @@ class MainWindow(QMainWindow):
         self.device_label = QLabel("Inference: …", status)
         self.device_label.setToolTip("Where inference runs (torch: CUDA when it really works, else the CPU)")
         self.playhead_label = QLabel(status)
+        self.job_indicator = JobIndicator(self.jobs, status)
+        status.addPermanentWidget(self.job_indicator)
         status.addPermanentWidget(self.playhead_label)
         status.addPermanentWidget(self.device_label)
 
@@ -268,17 +333,23 @@ class MainWindow(QMainWindow):
         if event is not None:
             event.previous.undo_stack.events.index.disconnect(self._on_undo_index)
             event.previous.events.timing.disconnect(self._on_timing)
+            for emitter in (event.previous.events.base, event.previous.events.emotion,
+                            event.previous.events.controls):
+                emitter.disconnect(self._update_enabled)
         project = self.session.project
         project.undo_stack.events.index.connect(self._on_undo_index)
         project.events.timing.connect(self._on_timing)
+        for emitter in (project.events.base, project.events.emotion, project.events.controls):
+            emitter.connect(self._update_enabled)  # what needs re-generating
         self._on_undo_index()
         self._on_timing()
         self._update_title()
 
     def _on_undo_index(self, event=None) -> None:
         stack = self.session.project.undo_stack
-        self.undo_action.setEnabled(stack.can_undo)
-        self.redo_action.setEnabled(stack.can_redo)
+        busy = self.generation is not None  # its result lands on the base motion as it is now
+        self.undo_action.setEnabled(stack.can_undo and not busy)
+        self.redo_action.setEnabled(stack.can_redo and not busy)
         self.undo_action.setText(f"&Undo {stack.undo_text}" if stack.can_undo else "&Undo")
         self.redo_action.setText(f"&Redo {stack.redo_text}" if stack.can_redo else "&Redo")
 
@@ -316,10 +387,30 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(self.session.title)
 
     def _update_enabled(self, event=None) -> None:
-        has_frames = self.session.project.num_frames > 0
-        self.generate_action.setEnabled(self.session.media.audio is not None)
+        project = self.session.project
+        has_frames = project.num_frames > 0
+        idle = self.generation is None
+        self.generate_action.setEnabled(self.session.media.audio is not None and idle)
+        stale = self.stale_frames()
+        self.regenerate_action.setEnabled(idle and self.session.media.audio is not None and project.base is not None
+                                          and bool(stale.any()))
+        self.regenerate_action.setText(f"&Regenerate {int(stale.sum())} changed frames" if stale.any()
+                                       else "&Regenerate changed frames")
+        self.export_action.setEnabled(has_frames)
+        blocked = self.export_context().blocked
         for kind, action in self.export_actions.items():
-            action.setEnabled(has_frames and (kind not in ("mp4", "png") or self.media.fit is not None))
+            action.setEnabled(has_frames)
+            tip = blocked.get(kind, "")
+            action.setStatusTip(tip or EXPORT_KINDS[kind])
+            action.setToolTip(tip or EXPORT_KINDS[kind])
+
+    def stale_frames(self) -> np.ndarray:
+        """Frames of the generated base motion whose conditions changed since (an empty mask when
+        nothing was generated: there is nothing to re-generate, only to generate)."""
+        project = self.session.project
+        if project.base is None:
+            return np.zeros(0, dtype=bool)
+        return project.stale_frames()[:len(project.base)]
 
     def notice(self, text: str) -> None:
         self.statusBar().showMessage(text, NOTICE_MS)
@@ -438,9 +529,15 @@ class MainWindow(QMainWindow):
 
     # --- editing ----------------------------------------------------------------------------------
     def undo(self) -> None:
+        if self.generation is not None:
+            self.notice("Undo waits until the generation has finished (or is cancelled)")
+            return
         self.session.project.undo_stack.undo()
 
     def redo(self) -> None:
+        if self.generation is not None:
+            self.notice("Redo waits until the generation has finished (or is cancelled)")
+            return
         self.session.project.undo_stack.redo()
 
     def key_selection(self) -> None:
@@ -460,10 +557,14 @@ class MainWindow(QMainWindow):
 
     def start_generate(self, settings: GenerateSettings) -> Job | None:
         """Generate the base motion from the project's audio in a job; the result replaces the base
-        motion (with the whole-clip emotion segment, when one was chosen) as one undo step."""
+        motion (with the whole-clip emotion segment, when one was chosen) as one undo step. The
+        neural generator's frames appear in the document as its chunks finish."""
         audio = self.media.audio
         if audio is None:
             self.dialogs.error("Generate", "Import speech audio first (File ▸ Import ▸ Audio).")
+            return None
+        if self.generation is not None:
+            self.dialogs.error("Generate", "A generation is running already: wait for it, or cancel it.")
             return None
         if settings.emotion not in EMOTIONS:
             raise ValueError(f"unknown emotion {settings.emotion!r}")
@@ -476,64 +577,247 @@ class MainWindow(QMainWindow):
             conditions[:, 1:1 + len(EMOTIONS)] = emotion_weights(project.emotion_segments + (segment,), frames)
         transcript = self.session.media.transcript if settings.use_transcript else None
         model = {} if settings.generator == "rig" else {"steps": settings.steps, "guidance": settings.guidance,
-                                                         "device": settings.device}
-        request = GenerateRequest(audio, transcript=transcript, language=settings.language,
-                                  generator=settings.generator, fps=project.fps, seed=settings.seed,
-                                  conditions=conditions, canonical_keypoints=project.identity, **model)
+                                                         "device": settings.device, "model": settings.model}
+        info = {"seed": settings.seed, "emotion": settings.emotion, "strength": settings.strength,
+                "transcript": transcript is not None, "language": settings.language, **model}
+        return self._run_generation("Generate motion", self._request(settings.generator, settings.seed, transcript,
+                                                                     settings.language, conditions, model),
+                                    conditions, settings.generator, info, segment=segment)
 
-        def apply(result) -> None:
+    def start_regenerate(self) -> Job | None:
+        """Re-generate only the frames whose conditions (emotion, intensity, gaze/blink overrides)
+        changed since the base motion was generated, with the generator and settings it was made
+        with; every other frame keeps its values bit for bit. One undo step."""
+        project = self.session.project
+        base = project.base
+        audio = self.media.audio
+        if base is None:
+            self.dialogs.error("Regenerate", "Nothing has been generated yet: Generate (Ctrl+G) first.")
+            return None
+        if audio is None:
+            self.dialogs.error("Regenerate", "The project's audio is not loaded: import it (File ▸ Import ▸ Audio).")
+            return None
+        if self.generation is not None:
+            self.dialogs.error("Regenerate", "A generation is running already: wait for it, or cancel it.")
+            return None
+        n = num_frames_for(audio.duration, project.fps)
+        stale = np.ones(n, dtype=bool)
+        known = project.stale_frames()[:n]
+        stale[:len(known)] = known
+        if not stale.any():
+            self.notice("No frame's conditions changed since it was generated: nothing to regenerate")
+            return None
+        settings = dict(base.settings)
+        generator = base.generator if base.generator in GENERATORS else "rig"
+        model = {} if generator == "rig" else {k: settings[k] for k in ("steps", "guidance", "device", "model")
+                                              if k in settings}
+        transcript = self.session.media.transcript if settings.get("transcript", True) else None
+        conditions = project.conditions(np.arange(n))
+        request = self._request(generator, int(settings.get("seed", 0)), transcript,
+                                str(settings.get("language", "en-us")), conditions, model)
+        count = int(stale.sum())
+        return self._run_generation(f"Regenerate {count} changed frame{'s' if count != 1 else ''}", request,
+                                    conditions, generator, settings, stale=stale)
+
+    def _request(self, generator: str, seed: int, transcript: str | None, language: str, conditions: np.ndarray,
+                 model: dict) -> GenerateRequest:
+        project = self.session.project
+        options = dict(model)
+        if "model" in options:
+            options["model"] = Path(options["model"]) if options["model"] else None
+        return GenerateRequest(self.media.audio, transcript=transcript, language=language, generator=generator,
+                               fps=project.fps, seed=seed, conditions=conditions,
+                               canonical_keypoints=project.identity, **options)
+
+    def _run_generation(self, title: str, request: GenerateRequest, conditions: np.ndarray, generator: str,
+                        info: dict, *, segment: EmotionSegment | None = None, stale: np.ndarray | None = None) -> Job:
+        """Run a generation in a child process. Its streamed pieces are previewed in the document
+        (no undo step); the result becomes the base motion — the whole of it, or (``stale``) only
+        those frames — as one undo step; cancelled or failed, the previous base is put back."""
+        project = self.session.project
+        original = project.base
+        count = len(conditions)
+        streamed = np.zeros((count, NUM_CHANNELS), dtype=np.float32)
+        received = np.zeros(count, dtype=bool)
+        previewed = [False]
+
+        def on_piece(piece) -> None:
+            if self.session.project is not project:
+                return
+            stop = min(piece.start + len(piece.values), count)
+            streamed[piece.start:stop] = piece.values[:stop - piece.start]
+            received[piece.start:stop] = True
+            if stale is not None:
+                preview = splice_base(original, streamed, conditions, stale & received, generator=generator,
+                                      settings=info)
+            elif original is None or len(original) == 0:
+                ready = count if received.all() else int(np.argmin(received))  # the frames from 0 on
+                if ready == 0:
+                    return
+                preview = BaseMotion(streamed[:ready], conditions[:ready], generator, info)
+            else:
+                preview = splice_base(original, streamed, conditions, received, fade=0, generator=generator,
+                                      settings=info)
+            project.preview_base(preview)
+            previewed[0] = True
+
+        def apply(outcome) -> None:
+            result = outcome.result
+            if previewed[0]:
+                project.preview_base(original)  # the undo step below starts from the base as it was
             if self.session.project is not project:
                 self.notice("Generation finished for a project that is no longer open: result dropped")
                 return
-            info = {"seed": settings.seed, "emotion": settings.emotion, "strength": settings.strength,
-                    "transcript": transcript is not None, "phones": result.phone_method, **model}
-            with project.macro("Generate motion"):
-                if segment is not None:
-                    project.add_emotion(segment.label, segment.start, segment.end, segment.strength)
-                project.set_base(BaseMotion(result.motion.values, conditions, settings.generator, info))
+            settings = {**info, "phones": result.phone_method}
+            if stale is None:
+                with project.macro("Generate motion"):
+                    if segment is not None:
+                        project.add_emotion(segment.label, segment.start, segment.end, segment.strength)
+                    project.set_base(BaseMotion(result.motion.values, conditions, generator, settings))
+            else:
+                with project.macro(title):
+                    project.set_base(splice_base(original, result.motion.values, conditions, stale,
+                                                 generator=generator, settings=settings))
+            if generator != "rig":
+                self.device_label.setText(f"Inference: {outcome.device} (neural generator)")
             for warning in result.warnings:
                 self.notice(f"Generate: {warning}")
 
-        return self.jobs.run("Generate motion", lambda: run_in_process(generate, request), on_done=apply)
+        def ended(job: Job) -> None:
+            if self.generation is job:
+                self.generation = None
+            if job.state != "done" and previewed[0] and project.base is not original:
+                project.preview_base(original)  # cancelled or failed: as it was before
+            self._on_undo_index()
+            self._update_enabled()
+
+        job = self.jobs.run(title, lambda: run_in_process(generate_job, request, publish=True), on_done=apply,
+                            on_partial=on_piece, on_ended=ended)
+        self.generation = job
+        self._on_undo_index()
+        self._update_enabled()
+        return job
 
     # --- export -----------------------------------------------------------------------------------
-    def export_dialog(self, kind: str) -> None:
+    def export_context(self) -> ExportContext:
+        """What the Export dialog needs to know: the take's length, and what each kind still needs."""
+        project = self.session.project
+        blocked: dict[str, str] = {}
+        if project.num_frames == 0:
+            nothing = ("Nothing to export yet: import speech audio (File ▸ Import ▸ Audio…) and Generate "
+                       "(Animation ▸ Generate…, Ctrl+G).")
+            blocked = dict.fromkeys(EXPORT_KINDS, nothing)
+        else:
+            portrait = self._portrait_problem()
+            head = self.heads.export_problem()
+            for kind, problem in (("mp4", portrait), ("png", portrait), ("mesh", head), ("mesh_video", head)):
+                if problem:
+                    blocked[kind] = problem
+        notes = {}
+        if project.num_frames and project.base is None and not any(layer.curves for layer in project.layers):
+            notes = dict.fromkeys(EXPORT_KINDS, "No motion has been generated or keyed yet (Animation ▸ Generate…): "
+                                                "this export holds the neutral face.")
+        loaded = self.heads.loaded
+        return ExportContext(project.num_frames, project.fps, self.session.frame, blocked,
+                             has_audio="audio" in project.sources,
+                             textured_head=loaded is not None and loaded.uv is not None and loaded.texture is not None,
+                             notes=notes)
+
+    def _portrait_problem(self) -> str:
+        if "portrait" not in self.session.project.sources:
+            return ("The portrait video needs a portrait: import a photo first (File ▸ Import ▸ Portrait…). "
+                    "For a head mesh, export a 3D render or a mesh sequence.")
+        if self.media.image is None:
+            return "The portrait is still loading…"
+        if self.media.fit is None:
+            return ("No face was found in the portrait: place its 21 keypoints in the 2D view (View ▸ Edit face "
+                    "fit) first.")
+        return ""
+
+    def _suggested_export(self, kind: str) -> Path:
         stem = self.session.path.stem if self.session.path else "untitled"
-        folder = self.session.path.parent if self.session.path else Path.home()
-        suggested = folder / {"mp4": f"{stem}.mp4", "png": f"{stem}_frames", "motion": f"{stem}.motion.json",
-                              "arkit": f"{stem}.arkit.csv"}[kind]
-        settings = self.dialogs.export_settings(kind, suggested)
+        folder = Path(str(self.settings.value("export/folder", ""))) if self.settings.value("export/folder") else \
+            (self.session.path.parent if self.session.path else Path.home())
+        if kind in FOLDER_KINDS:
+            return folder / f"{stem}_frames"
+        formats = export_formats()[kind]
+        return folder / (stem + (formats[0].extensions[0] if formats else ""))
+
+    def export_dialog(self, kind: str) -> None:
+        """File ▸ Export: the dialog (for ``kind`` first), then the export job."""
+        settings = self.dialogs.export_settings(kind, self._suggested_export(kind), self.export_context())
         if settings is not None:
+            self.last_export_kind = settings.kind
+            self.settings.setValue("export/folder", str(Path(settings.path).parent))
             self.start_export(settings)
 
     def start_export(self, settings: ExportSettings) -> Job | None:
-        """Export the evaluated motion in a job: rendered over the portrait (MP4, PNG frames) or
-        written by the registry's exporter for the file's extension (motion, ARKit curves)."""
+        """Export the evaluated motion (all frames, or ``settings.frames``) in a job: rendered over
+        the portrait (MP4, PNG frames), deformed onto the head mesh (mesh sequence, 3D render) or
+        written by the registry's exporter (motion, ARKit curves)."""
         project = self.session.project
-        if project.num_frames == 0:
-            self.dialogs.error("Export", "Nothing to export yet: import audio and generate first.")
+        problem = self.export_context().blocked.get(settings.kind)
+        if problem:
+            self.dialogs.error("Export", problem)
             return None
-        values = project.evaluate()
-        name = Path(settings.path).name
-        if settings.kind in ("mp4", "png"):
-            if self.media.fit is None:
-                self.dialogs.error("Export", "The video export needs a portrait with a face fit.")
-                return None
-            audio = project.sources.get("audio")
-            request = VideoExportRequest(self.media.image, self.media.fit, values, project.fps, Path(settings.path),
-                                         audio=Path(audio.path) if audio and settings.audio and settings.kind == "mp4"
-                                         else None, frames_folder=settings.kind == "png", preset=settings.preset,
-                                         crf=settings.crf)
-            work, function = request, export_video
+        start, end = settings.frames if settings.frames is not None else (0, project.num_frames)
+        start, end = max(0, int(start)), min(project.num_frames, int(end))
+        if end <= start:
+            self.dialogs.error("Export", f"The frame range {settings.frames} holds no frame of the take "
+                                         f"(frames 0 … {project.num_frames - 1}).")
+            return None
+        values = project.evaluate(np.arange(start, end))
+        path = Path(settings.path)
+        audio_source = project.sources.get("audio")
+        audio = Path(audio_source.path) if audio_source is not None and settings.audio else None
+        kind = settings.kind
+        if kind in ("mp4", "png"):
+            video = VideoExportRequest(self.media.image, self.media.fit, values, project.fps, path,
+                                       audio=audio if kind == "mp4" else None, frames_folder=kind == "png",
+                                       backend=settings.backend, preset=settings.preset, crf=settings.crf)
+            work, function = PortraitVideoRequest(video, start / project.fps), export_portrait_video_job
+        elif kind in ("mesh", "mesh_video"):
+            head = HeadRequest(project.sources["mesh"].path, project.mesh_keypoints)
+            if kind == "mesh":
+                options = {}
+                if settings.exporter == "mesh_glb" or path.suffix.lower() in (".glb", ".gltf"):
+                    options = {"max_targets": settings.max_targets, "rigid": settings.rigid}
+                elif settings.exporter == "mesh_usd" or path.suffix.lower() in (".usd", ".usda", ".usdc"):
+                    options = {"meters_per_unit": settings.meters_per_unit}
+                work = MeshExportRequest(head, values, project.fps, path, settings.exporter, options, settings.texture)
+                function = export_mesh_job
+            else:
+                work = HeadVideoRequest(head, values, project.fps, path, audio, start / project.fps, settings.view,
+                                        settings.shading, settings.size, settings.crf, settings.preset)
+                function = render_head_video_job
         else:
             options = {}
-            if settings.kind == "arkit" and Path(settings.path).suffix.lower() == ".csv":
+            csv = settings.exporter == "arkit_csv" or (not settings.exporter and path.suffix.lower() == ".csv")
+            if kind == "arkit" and csv:
                 options["layout"] = settings.layout
-            work = MotionExportRequest(Motion(values, project.fps, project.identity), Path(settings.path),
-                                       "motion" if settings.kind == "motion" else "curves", options)
+            work = MotionExportRequest(Motion(values, project.fps, project.identity), path,
+                                       "motion" if kind == "motion" else "curves", options, settings.exporter)
             function = export_motion_job
+        name = path.name
         return self.jobs.run(f"Export {name}", lambda: run_in_process(function, work),
                              on_done=lambda result: self.notice(f"Exported {name}"))
+
+    # --- the 3D panel -----------------------------------------------------------------------------
+    def _on_head(self) -> None:
+        if self.heads.loaded is not None and self.head_dock is None:
+            self.head_view = HeadView(self.session, self.heads, self)
+            self.head_dock = self.add_panel("3D view", self.head_view, Qt.RightDockWidgetArea)
+            if self.head_dock not in self.restored_panels:  # no saved place: beside the 2D view, as wide
+                left = self.media_dock.width()
+                width = max(self.viewport_dock.width(), 400)
+                self.splitDockWidget(self.viewport_dock, self.head_dock, Qt.Horizontal)
+                sizes = [left, width // 2, width - width // 2]  # once the new dock is laid out
+                QTimer.singleShot(0, self, lambda: self.resizeDocks(
+                    [self.media_dock, self.viewport_dock, self.head_dock], sizes, Qt.Horizontal))
+            self.head_dock.show()
+            if not self.head_view.gl:
+                self.notice("The 3D view needs OpenGL, which this display does not give: it shows a notice instead")
+        self._update_enabled()
 
     # --- start and end ----------------------------------------------------------------------------
     def offer_recovery(self) -> bool:

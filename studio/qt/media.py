@@ -282,5 +282,7 @@ class MediaController(QObject):
                 frames = num_frames_for(result.duration, project.fps)
                 if frames > project.num_frames:
                     project.set_timing(num_frames=frames)
+            elif role == "mesh" and project.mesh_keypoints is not None:
+                project.set_mesh_keypoints(None)  # vertex ids of the previous mesh
         if role == "portrait" and result.fit is None:
             self.notice.emit(f"No face found in {name}: place the 21 keypoints in the 2D view (Edit face fit).")

@@ -6,7 +6,8 @@ takes new vertex positions per frame. :func:`render_mesh_frames` renders a mesh 
 no display at all: vispy's EGL backend on Mesa's surfaceless platform (software GL, llvmpipe) when
 no GUI application has chosen a backend yet, so it runs on servers and in CI. EGL and Qt's GL
 do not mix in one process: headless renders run in processes of their own (the CLI, the
-studio's job processes), the 3D viewport in the window's.
+studio's job processes: :func:`render_head_video_job` is the window's "3D render" export), the 3D
+viewport in the window's.
 
 Views: ``"front"`` looks at the face (the mesh's own face frame gives front and up), and
 ``"turntable"`` swings the camera around the head once over the clip.
@@ -16,9 +17,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
+
+from studio.jobs import Cancel, HeadRequest, Progress, animated_head, deform_frames
 
 VIEWS = ("front", "turntable")
 SHADINGS = ("smooth", "flat", "wireframe")
@@ -56,13 +60,17 @@ class Camera:
 
     @classmethod
     def framing(cls, vertices: np.ndarray, toward_viewer=(0.0, 0.0, 1.0), up=(0.0, 1.0, 0.0),
-                fov: float = 25.0, margin: float = 0.95) -> Camera:
-        """A camera that shows all of ``vertices`` (V, 3) from ``toward_viewer``."""
+                fov: float = 25.0, margin: float = 0.95, aspect: float = 1.0) -> Camera:
+        """A camera that shows all of ``vertices`` (V, 3) from ``toward_viewer`` in a picture
+        ``aspect`` (width / height) wide; ``fov`` is vertical."""
         v = np.asarray(vertices, dtype=np.float64)
         lo, hi = v.min(0), v.max(0)
         centre = 0.5 * (lo + hi)
         radius = 0.5 * float(np.linalg.norm(hi - lo)) or 1.0
-        distance = margin * radius / np.sin(np.radians(fov) / 2.0)
+        half = np.radians(fov) / 2.0
+        if aspect < 1.0:  # a tall picture: the horizontal field is the narrower one
+            half = np.arctan(np.tan(half) * aspect)
+        distance = margin * radius / np.sin(half)
         return cls(centre, _unit(toward_viewer), _unit(up), distance, fov)
 
     def orbit(self, degrees: float) -> Camera:
@@ -96,16 +104,25 @@ class MeshScene:
         self.wireframe = WireframeFilter(color=(0.9, 0.9, 0.9, 1.0), width=1.0, wireframe_only=True,
                                          enabled=shading == "wireframe")
         self.mesh.attach(self.wireframe)
+        self.shading_mode = shading
         self.markers = scene.visuals.Markers(parent=self.view.scene)
         self.markers.set_data(v[:1])  # vispy needs data to compute bounds, shown or not
         self.markers.visible = False
         self.markers.set_gl_state("translucent", depth_test=False)  # keypoints show through the face
-        if texture is not None and uv is not None:
+        self.textured = texture is not None and uv is not None
+        if self.textured:
             tex = np.ascontiguousarray(texture[::-1])  # image rows top-down → GL bottom-up
             coords = np.ascontiguousarray(np.c_[uv[:, 0], 1.0 - uv[:, 1]], dtype=np.float32)
             self.mesh.attach(TextureFilter(tex, coords))
             self.mesh.color = (1.0, 1.0, 1.0, 1.0)
         self._camera: Camera | None = None
+
+    def set_mesh(self, vertices: np.ndarray, faces: np.ndarray) -> None:
+        """Another untextured mesh in the same visual (its shaders stay compiled)."""
+        if self.textured:
+            raise ValueError("a textured scene keeps its mesh: make a new MeshScene for another one")
+        self.faces = np.ascontiguousarray(faces, dtype=np.uint32)
+        self.set_vertices(vertices)
 
     def set_vertices(self, vertices: np.ndarray) -> None:
         self.mesh.set_data(vertices=np.ascontiguousarray(vertices, dtype=np.float32), faces=self.faces,
@@ -117,6 +134,7 @@ class MeshScene:
             raise ValueError(f"unknown shading {shading!r}: expected one of {', '.join(SHADINGS)}")
         self.shading.shading = "flat" if shading == "flat" else "smooth"
         self.wireframe.enabled = shading == "wireframe"
+        self.shading_mode = shading
         self.mesh.update()
 
     def set_markers(self, points: np.ndarray | None, color=(0.2, 0.9, 1.0, 1.0), size: float = 8.0) -> None:
@@ -232,3 +250,49 @@ def _unit(v) -> np.ndarray:
     if n == 0:
         raise ValueError("a direction of zero length")
     return v / n
+
+
+@dataclass(frozen=True)
+class HeadVideoRequest:
+    """The head of ``head`` animated by ``values`` (T, 74) at ``fps``, rendered headless into an
+    MP4 at ``path`` (``size`` pixels square, ``view``, ``shading``) with ``audio`` (a sound file,
+    or None) from ``audio_start`` seconds on."""
+
+    head: HeadRequest
+    values: np.ndarray = field(repr=False)
+    fps: float
+    path: Path
+    audio: Path | None = None
+    audio_start: float = 0.0
+    view: str = "front"
+    shading: str = "smooth"
+    size: int = 512
+    crf: int = 18
+    preset: str = "veryfast"
+
+
+def render_head_video_job(request: HeadVideoRequest, *, progress: Progress, cancel: Cancel) -> Path:
+    """Renders the animated head into an MP4 (EGL, no display): run it in a process of its own
+    (:func:`studio.jobs.run_in_process`), never in the window's, whose Qt owns OpenGL there."""
+    import tempfile
+
+    from studio.io.video import write_mp4
+    from studio.jobs import trimmed_audio
+
+    if request.view not in VIEWS or request.shading not in SHADINGS:
+        raise ValueError(f"unknown view {request.view!r} or shading {request.shading!r}")
+    head = animated_head(request.head)
+    vertices = deform_frames(head, request.values, progress=lambda f: progress(0.15 * f), cancel=cancel)
+    textured = request.shading == "smooth" and head.texture is not None and head.uv is not None \
+        and len(head.uv) == len(head.rest)
+    frames = render_mesh_frames(vertices, head.faces, size=(request.size, request.size), view=request.view,
+                                shading=request.shading, toward_viewer=head.toward_viewer, up=head.up,
+                                uv=head.uv if textured else None, texture=head.texture if textured else None)
+    with tempfile.TemporaryDirectory(prefix="studio-render-") as folder:
+        audio = request.audio
+        if audio is not None and request.audio_start > 0.0:
+            audio = trimmed_audio(audio, request.audio_start, len(vertices) / request.fps, Path(folder))
+        write_mp4(request.path, frames, fps=request.fps, audio=audio, num_frames=len(vertices),
+                  progress=lambda f: progress(0.15 + 0.85 * f), cancel=cancel, crf=request.crf,
+                  preset=request.preset)
+    return Path(request.path)

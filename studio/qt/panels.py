@@ -1,4 +1,4 @@
-"""Two small dock panels: the media bin (the project's sources) and the job list.
+"""Small panels: the media bin (the project's sources), the job list and the status bar's job indicator.
 
 * :class:`MediaBin` lists the four sources a project can have — portrait, audio, transcript,
   head mesh — with what was loaded from each (size, duration, face fit, the transcript's first
@@ -7,6 +7,8 @@
 * :class:`JobList` shows every visible job of the :class:`~studio.qt.workers.JobManager`: a
   progress bar and a Cancel button while it runs, then how it ended (errors in red, with the
   details in the tooltip) and the longest the GUI thread was blocked meanwhile.
+* :class:`JobIndicator` sits in the status bar: the newest running job's title, progress and a
+  Cancel button — an export or a generation can be followed and stopped with the Jobs dock closed.
 """
 
 from __future__ import annotations
@@ -202,3 +204,53 @@ class JobList(QWidget):
         if row is not None:
             row.deleteLater()
         self.empty.setVisible(not self.rows)
+
+
+class JobIndicator(QWidget):
+    """The newest running visible job in the status bar (see the module docstring); hidden when
+    no job runs. "+ n" counts the other running jobs."""
+
+    def __init__(self, jobs: JobManager, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.jobs = jobs
+        self.job: Job | None = None
+        self.title = QLabel(self)
+        self.title.setMaximumWidth(260)
+        self.bar = QProgressBar(self)
+        self.bar.setRange(0, 1000)
+        self.bar.setMaximumWidth(160)
+        self.bar.setMaximumHeight(16)
+        self.bar.setTextVisible(False)
+        self.cancel = QPushButton("Cancel", self)
+        self.cancel.setToolTip("Stop this job (the document and the disk stay as they were)")
+        self.cancel.clicked.connect(self._on_cancel)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 6, 0)
+        layout.addWidget(self.title)
+        layout.addWidget(self.bar)
+        layout.addWidget(self.cancel)
+        jobs.added.connect(self._on_added)
+        self.setVisible(False)
+
+    def _visible_running(self) -> list[Job]:
+        return [job for job in self.jobs.jobs if job.visible and job.running]
+
+    def _on_added(self, job: Job) -> None:
+        job.changed.connect(self._update)
+        self._update()
+
+    def _update(self) -> None:
+        running = self._visible_running()
+        self.job = running[-1] if running else None
+        self.setVisible(self.job is not None)
+        if self.job is None:
+            return
+        more = f"  (+{len(running) - 1})" if len(running) > 1 else ""
+        text = f"{self.job.title}{more}"
+        self.title.setText(self.title.fontMetrics().elidedText(text, Qt.ElideMiddle, self.title.maximumWidth()))
+        self.title.setToolTip(text)
+        self.bar.setValue(int(1000 * self.job.progress))
+
+    def _on_cancel(self) -> None:
+        if self.job is not None:
+            self.job.cancel()

@@ -5,7 +5,15 @@ A thin Qt widget around :class:`studio.qt.mesh_scene.MeshScene` (the same scene 
 renders use): ``set_head`` takes an :class:`~studio.render.mesh.animate.AnimatedHead`,
 ``show_frame`` a motion frame (74,). Dragging with the left button orbits (vispy's turntable
 camera), the wheel zooms; the key light follows the camera. With picking on, a click emits
-``vertexPicked(vertex_id)`` — the studio uses it to assign the keypoint selected in the inspector.
+``vertexPicked(vertex_id)`` — the studio's 3D panel (:mod:`studio.qt.head_view`) uses it to assign
+keypoints on a custom mesh. The keypoint markers are the head's own, or any 21 vertex groups
+(``set_keypoint_vertices``: None for a keypoint not placed yet), one of them highlighted.
+
+vispy draws with OpenGL into a QOpenGLWidget: :func:`gl_available` says whether this display
+can show one. Qt's ``offscreen`` platform cannot (it has no GL surface to compose the widget onto;
+with an X display behind it, e.g. Xvfb, a GL context still exists, so the widget's :meth:`render`
+— an offscreen framebuffer — works and the tests use it); the studio shows a notice instead of the
+view where it cannot.
 """
 
 from __future__ import annotations
@@ -17,6 +25,35 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 from studio.qt.mesh_scene import BACKGROUND, Camera, MeshScene, scene_basis
+
+KEYPOINT_COLOR = (0.2, 0.9, 1.0, 1.0)
+HIGHLIGHT_COLOR = (1.0, 0.55, 0.1, 1.0)
+
+
+#: Qt platforms that cannot show a QOpenGLWidget ("QOpenGLWidget is not supported on this platform").
+NO_GL_WIDGET_PLATFORMS = ("offscreen", "minimal", "minimalegl", "vnc")
+
+
+@cache
+def gl_available() -> bool:
+    """Whether a 3D view can be shown here (needs a QGuiApplication): the platform composes GL
+    widgets and Qt can make an OpenGL context. Under ``QT_QPA_PLATFORM=offscreen`` it cannot —
+    a vispy canvas there would only warn and fail to draw."""
+    from PySide6.QtGui import QGuiApplication, QOffscreenSurface, QOpenGLContext
+
+    if QGuiApplication.platformName() in NO_GL_WIDGET_PLATFORMS:
+        return False
+    context = QOpenGLContext()
+    if not context.create():
+        return False
+    surface = QOffscreenSurface()
+    surface.setFormat(context.format())
+    surface.create()
+    try:
+        return surface.isValid() and context.makeCurrent(surface)
+    finally:
+        context.doneCurrent()
+        surface.destroy()
 
 
 @cache
@@ -47,25 +84,69 @@ class Viewport3D(QWidget):
         self.scene: MeshScene | None = None
         self.picking = False
         self.show_keypoints = True
+        self._groups: tuple | None = None  # the keypoint markers' vertex groups (None: the head's)
+        self._highlight: int | None = None
         self._basis = np.eye(3, dtype=np.float32)
         self._vertices: np.ndarray | None = None  # the shown frame, scene coordinates
         self._press: tuple[float, float] | None = None
+        self._framed = True  # the camera frames the head until the user moves it
         self.canvas.events.mouse_press.connect(self._on_press)
         self.canvas.events.mouse_release.connect(self._on_release)
+        self.canvas.events.mouse_wheel.connect(self._on_wheel)
+        self.canvas.events.resize.connect(self._on_resize)
         self.canvas.events.draw.connect(lambda event: self.scene and self.scene.light_from_camera())
 
-    def set_head(self, head, shading: str = "smooth") -> None:
-        """Shows ``head`` (an AnimatedHead) at rest, framed from the front."""
-        if self.scene is not None:
-            self.scene.view.parent = None
+    def set_head(self, head, shading: str = "smooth", keep_camera: bool = False) -> None:
+        """Shows ``head`` (an AnimatedHead) at rest, framed from the front — or, ``keep_camera``,
+        seen as the previous head was (the same mesh, re-rigged). An untextured head after an
+        untextured one reuses the scene, whose shaders are compiled already (a first draw compiles
+        them: a tenth of a second and more with software OpenGL)."""
         self.head = head
+        self._groups = None
         self._basis = scene_basis(head.toward_viewer, head.up)
         rest = np.asarray(head.rest, dtype=np.float32) @ self._basis.T
         textured = head.texture is not None and head.uv is not None and shading == "smooth"
-        self.scene = MeshScene(self.canvas, rest, head.faces, shading=shading,
-                               uv=head.uv if textured else None, texture=head.texture if textured else None)
-        self.scene.set_camera(Camera.framing(rest))
+        if self.scene is not None and not textured and not self.scene.textured:
+            self.scene.set_mesh(rest, head.faces)
+            if self.scene.shading_mode != shading:
+                self.scene.set_shading(shading)
+        else:
+            if self.scene is not None:
+                self.scene.view.parent = None
+            camera = None if self.scene is None else self.scene.view.camera
+            self.scene = MeshScene(self.canvas, rest, head.faces, shading=shading,
+                                   uv=head.uv if textured else None, texture=head.texture if textured else None)
+            if keep_camera and camera is not None:
+                self.scene.view.camera = camera
+        if not keep_camera or not hasattr(self.scene.view.camera, "azimuth"):
+            self._frame(rest)
         self._show(rest)
+
+    def _frame(self, rest: np.ndarray) -> None:
+        width, height = self.canvas.size
+        self.scene.set_camera(Camera.framing(rest, aspect=width / max(height, 1)))
+        self._framed = True
+
+    def reset_camera(self) -> None:
+        """Back to the front view that frames the whole head (and keeps framing it as the view resizes)."""
+        if self.scene is not None and self._vertices is not None:
+            self._frame(np.asarray(self.head.rest, dtype=np.float32) @ self._basis.T)
+            self.canvas.update()
+
+    def _on_resize(self, event) -> None:
+        if self._framed and self.scene is not None and self.head is not None:
+            self._frame(np.asarray(self.head.rest, dtype=np.float32) @ self._basis.T)
+
+    def _on_wheel(self, event) -> None:
+        self._framed = False
+
+    def set_keypoint_vertices(self, groups, highlight: int | None = None) -> None:
+        """Markers on 21 vertex groups (tuples of vertex ids; None: not placed, no marker), the
+        ``highlight``-th in another colour; ``groups`` None: the head's own keypoints."""
+        self._groups = None if groups is None else tuple(None if g is None else tuple(g) for g in groups)
+        self._highlight = highlight
+        if self._vertices is not None:
+            self._show(self._vertices)
 
     def show_frame(self, frame: np.ndarray) -> None:
         """The head deformed by one motion frame (74,)."""
@@ -83,17 +164,36 @@ class Viewport3D(QWidget):
         if self._vertices is not None:
             self._show(self._vertices)
 
+    @property
+    def keypoint_groups(self) -> tuple:
+        """The vertex groups the markers sit on (21 entries, None where not placed)."""
+        return self._groups if self._groups is not None else tuple(self.head.keypoint_vertices)
+
+    def _keypoints(self, vertices: np.ndarray) -> np.ndarray:
+        """The markers' positions (21, 3), NaN where a keypoint is not placed."""
+        groups = self.keypoint_groups
+        out = np.full((len(groups), 3), np.nan, np.float32)
+        for i, ids in enumerate(groups):
+            if ids:
+                out[i] = vertices[list(ids)].mean(0)
+        return out
+
     def _show(self, vertices: np.ndarray) -> None:
         self._vertices = vertices
         self.scene.set_vertices(vertices)
-        keys = np.stack([vertices[list(ids)].mean(0) for ids in self.head.keypoint_vertices])
-        self.scene.set_markers(keys if self.show_keypoints else None)
+        keys = self._keypoints(vertices)
+        placed = np.flatnonzero(np.isfinite(keys[:, 0])) if len(keys) else np.zeros(0, np.int64)
+        if self.show_keypoints and len(placed):
+            colors = np.tile(np.array(KEYPOINT_COLOR, np.float32), (len(placed), 1))
+            colors[placed == self._highlight] = HIGHLIGHT_COLOR
+            self.scene.set_markers(keys[placed], color=colors)
+        else:
+            self.scene.set_markers(None)
         self.canvas.update()
 
     def keypoints_on_screen(self) -> np.ndarray:
-        """Where the 21 keypoints are drawn, canvas pixels (21, 2)."""
-        keys = np.stack([self._vertices[list(ids)].mean(0) for ids in self.head.keypoint_vertices])
-        return self.scene.to_canvas(keys)
+        """Where the 21 keypoints are drawn, canvas pixels (21, 2); NaN for one not placed."""
+        return self.scene.to_canvas(self._keypoints(self._vertices))
 
     def pick(self, x: float, y: float) -> int | None:
         """The vertex id under canvas pixel (x, y), or None."""
@@ -108,6 +208,7 @@ class Viewport3D(QWidget):
     # A click (press and release within a few pixels, so an orbit drag is not a pick) picks.
     def _on_press(self, event) -> None:
         self._press = tuple(event.pos[:2]) if event.button == 1 else None
+        self._framed = False  # an orbit or a zoom may follow: the camera is the user's now
 
     def _on_release(self, event) -> None:
         if not self.picking or self._press is None or event.button != 1:

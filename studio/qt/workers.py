@@ -5,8 +5,10 @@ each ``yield`` reports progress (a fraction 0…1, or None for "no news") and is
 the generator's return value is the result. The work runs on a :class:`QThread`, gets an
 immutable request (bound into the generator when it is created) and never touches a widget; the
 result, the error or the cancellation comes back as a signal and is applied on the GUI thread
-(``on_done``). Heavy jobs yield from :func:`studio.jobs.run_in_process`, so their thread only waits
-on a pipe while a child process computes.
+(``on_done``). A job may also yield :class:`~studio.jobs.Partial` pieces of its result (a
+streaming generation's chunks): each goes to ``on_partial`` on the GUI thread at once, before the
+result. Heavy jobs yield from :func:`studio.jobs.run_in_process`, so their thread only waits on a
+pipe while a child process computes.
 
 :class:`JobManager` starts jobs, keeps the list the job panel shows and, while any job runs, an
 :class:`EventLoopMonitor`: a precise 10 ms timer on the GUI thread whose lateness is how long the
@@ -33,7 +35,7 @@ from PySide6.QtCore import (
     Signal,
 )
 
-from studio.jobs import JobCancelled, JobFailed
+from studio.jobs import JobCancelled, JobFailed, Partial
 
 #: Least seconds between two progress signals of a worker (the job list needs no more).
 PROGRESS_SIGNAL_INTERVAL = 0.03
@@ -50,6 +52,7 @@ class _WorkerThread(QThread):
     """Iterates a job's generator; talks to the GUI thread through queued signals only."""
 
     progressed = Signal(float)
+    partial = Signal(object)
     succeeded = Signal(object)
     failed = Signal(str, str)
     cancelled = Signal()
@@ -78,6 +81,9 @@ class _WorkerThread(QThread):
                 except StopIteration as stop:
                     self.succeeded.emit(stop.value)
                     return
+                if isinstance(value, Partial):
+                    self.partial.emit(value.value)  # every piece, in order, ahead of the result
+                    continue
                 now = time.monotonic()
                 if value is not None and (now - last >= PROGRESS_SIGNAL_INTERVAL or value >= 1.0):
                     last = now
@@ -94,13 +100,15 @@ class _WorkerThread(QThread):
 class Job(QObject):
     """One piece of work as the window shows it: title, progress, error and ``state`` —
     ``"running"``, then ``"done"``, ``"failed"`` or ``"cancelled"``. Its result goes to ``on_done``
-    (on the GUI thread) and is not kept."""
+    (on the GUI thread) and is not kept; pieces published before it to ``on_partial``; and
+    ``on_ended(job)`` runs once it has ended, however it ended (after ``on_done``)."""
 
     changed = Signal()
     ended = Signal(object)  # the job, once it is done, failed or cancelled
 
     def __init__(self, title: str, work: Callable[[], Generator], *, on_done: Callable[[Any], None] | None = None,
-                 on_failed: Callable[[str], None] | None = None, visible: bool = True):
+                 on_failed: Callable[[str], None] | None = None, on_partial: Callable[[Any], None] | None = None,
+                 on_ended: Callable[[Job], None] | None = None, visible: bool = True):
         super().__init__()
         self.title = title
         self.visible = visible
@@ -111,10 +119,15 @@ class Job(QObject):
         self.max_latency_ms = 0.0
         self._on_done = on_done
         self._on_failed = on_failed
+        self._on_partial = on_partial
+        self._on_ended = on_ended
+        self.partials = 0  # pieces received
+        self._partial_error: tuple[str, str] | None = None
         self._clock = QElapsedTimer()
         self.seconds = 0.0
         self._thread = _WorkerThread(work, title)
         self._thread.progressed.connect(self._on_progress)
+        self._thread.partial.connect(self._on_partial_signal)
         self._thread.succeeded.connect(self._on_succeeded)
         self._thread.failed.connect(self._on_failed_signal)
         self._thread.cancelled.connect(self._on_cancelled)
@@ -143,16 +156,36 @@ class Job(QObject):
         self.seconds = self._clock.elapsed() / 1000.0
         thread, self._thread = self._thread, None
         thread.wait()  # it has emitted its last signal: returns at once
-        self._on_done = self._on_failed = None  # nothing of the window stays referenced by a finished job
-        self.changed.emit()
-        self.ended.emit(self)
+        on_ended = self._on_ended
+        # nothing of the window stays referenced by a finished job
+        self._on_done = self._on_failed = self._on_partial = self._on_ended = None
+        try:
+            if on_ended is not None:
+                on_ended(self)
+        finally:
+            self.changed.emit()
+            self.ended.emit(self)
 
     def _on_progress(self, fraction: float) -> None:
         if self.running:
             self.progress = min(1.0, max(0.0, fraction))
             self.changed.emit()
 
+    def _on_partial_signal(self, value: Any) -> None:
+        if not self.running or self._on_partial is None:
+            return
+        self.partials += 1
+        try:
+            self._on_partial(value)  # applied here, on the GUI thread
+        except Exception as exc:  # noqa: BLE001 - a piece that cannot be applied fails the job
+            self._on_partial = None
+            self._partial_error = (f"{exc}", traceback.format_exc())
+            self._thread.request_cancel()
+
     def _on_succeeded(self, result: Any) -> None:
+        if self._partial_error is not None:
+            self._on_failed_signal(*self._partial_error)
+            return
         self.progress = 1.0
         try:
             if self._on_done is not None:
@@ -169,6 +202,9 @@ class Job(QObject):
         self._finish("failed")
 
     def _on_cancelled(self) -> None:
+        if self._partial_error is not None:
+            self._on_failed_signal(*self._partial_error)
+            return
         self._finish("cancelled")
 
 
@@ -267,7 +303,7 @@ class JobManager(QObject):
                 job.max_latency_ms = lateness
 
     def _on_job_ended(self, job: Job) -> None:
-        if job.state == "failed":
+        if job.state == "failed" and job.visible:  # a hidden job reports its failure its own way
             self.failed.emit(job)
         if not self.running:
             self.monitor.stop()

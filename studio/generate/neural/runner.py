@@ -25,7 +25,9 @@ predecessor more) rather than padded.
 **Generation** (:func:`neural_motion`): the pipeline's audio front end (decode, features, phones)
 is shared with the rig; this replaces only the motion stage: inputs at 25 fps
 (:func:`~studio.generate.neural.inputs.neural_inputs`), the conditions resampled to 25 fps
-(nearest frame), the streamed motion resampled linearly to the requested frame rate.
+(nearest frame), the streamed motion resampled linearly to the requested frame rate. ``on_chunk``
+receives the frames (at the requested rate) as soon as they are final — the studio's window shows
+them while the rest is still being sampled.
 """
 
 from __future__ import annotations
@@ -429,10 +431,11 @@ def resample_frames(values: np.ndarray, source_fps: float, target_fps: float, nu
 def neural_motion(features, phones, *, duration: float, fps: float, conditions: np.ndarray,
                   canonical: np.ndarray | None = None, seed: int = 0, steps: int = 10, guidance: float = 1.0,
                   device: str = "auto", model_path: str | Path | None = None, phones_from_transcript: bool = False,
-                  progress: Callable[[float], None] | None = None,
-                  cancel: Callable[[], bool] | None = None) -> np.ndarray:
+                  progress: Callable[[float], None] | None = None, cancel: Callable[[], bool] | None = None,
+                  on_chunk: Callable[[int, np.ndarray], None] | None = None) -> np.ndarray:
     """The neural model's motion (T, 74) at ``fps`` for the pipeline (module docstring);
-    ``conditions`` (T, 13) at ``fps``."""
+    ``conditions`` (T, 13) at ``fps``. ``on_chunk(start, values)`` gets frames ``start …`` (n, 74)
+    at ``fps`` as each chunk settles them; together they are exactly the returned motion."""
     from studio.generate.neural.inputs import neural_inputs
     from studio.generate.rig import num_frames_for
 
@@ -443,11 +446,24 @@ def neural_motion(features, phones, *, duration: float, fps: float, conditions: 
     conditions = np.asarray(conditions, dtype=np.float32)
     nearest = np.clip(np.round(np.arange(n_model) * fps / fps_model).astype(np.int64), 0, len(conditions) - 1)
     pieces = []
+    sent = 0  # frames at ``fps`` handed to on_chunk so far
     for piece in stream_motion(runner, inputs, conditions[nearest], canonical, steps=steps, seed=seed,
                                guidance=guidance, cancel=cancel):
         pieces.append(piece.values)
         if progress:
             progress(piece.fraction)
+        if on_chunk is None:
+            continue
+        if fps == fps_model:
+            on_chunk(piece.start, piece.values)
+            continue
+        # A frame at ``fps`` is final once both model frames it interpolates are.
+        ready = len(conditions) if piece.end >= n_model else \
+            min(len(conditions), int(np.floor((piece.end - 1) * fps / fps_model)))
+        if ready > sent:
+            partial = resample_frames(np.concatenate(pieces), fps_model, fps, ready)[sent:]
+            on_chunk(sent, finish_frames(partial, conditions[sent:ready]))
+            sent = ready
     motion = np.concatenate(pieces)
     if fps == fps_model:
         return motion
