@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 
 DEMO = Path(__file__).resolve().parents[1] / "assets" / "demo"
+#: The main window's default size (studio.qt.main_window.DEFAULT_SIZE) — the tests' windows have it.
+WINDOW_SIZE = (1600, 1000)
 
 
 class ScriptedDialogs:
@@ -91,7 +93,10 @@ def make_window(no_leaks, qtbot, tmp_path):
         window = MainWindow(settings, **options)
         window.dialogs = ScriptedDialogs()
         qtbot.addWidget(window)
+        if settings_file is None or not Path(settings_file).exists():
+            window.resize(*WINDOW_SIZE)  # the offscreen screen is 800×800: the size a desktop gives it
         window.show()
+        qtbot.waitUntil(lambda: not window.default_layout_pending, timeout=5000)  # settled at the shown size
         windows.append(window)
         return window
 
@@ -141,3 +146,39 @@ def mouth_box(window) -> tuple[slice, slice]:
 def changed_pixels(a: np.ndarray, b: np.ndarray) -> float:
     """Share of pixels that differ by more than 8 grey levels in some channel."""
     return float(np.mean(np.abs(a.astype(np.int16) - b.astype(np.int16)).max(-1) > 8))
+
+
+def widget_pixels(widget) -> np.ndarray:
+    """What a widget shows, H × W × 3 uint8 RGB."""
+    from studio.qt.viewport2d import qimage_to_array
+
+    return qimage_to_array(widget.grab().toImage())
+
+
+def mouse_drag(qtbot, widget, start, end, steps: int = 6) -> None:
+    """A real press-move-release drag with the left button (QTest), in widget coordinates."""
+    from PySide6.QtCore import QPoint, Qt
+
+    qtbot.mousePress(widget, Qt.LeftButton, Qt.NoModifier, start)
+    for t in np.linspace(0, 1, steps)[1:]:
+        qtbot.mouseMove(widget, QPoint(round(start.x() + t * (end.x() - start.x())),
+                                       round(start.y() + t * (end.y() - start.y()))))
+    qtbot.mouseRelease(widget, Qt.LeftButton, Qt.NoModifier, end)
+
+
+def lane_point(timeline, kind: str, frame: float, name=None):
+    """The middle of a dope-sheet row (``ruler``, ``audio``, ``phones``, ``emotion``, a ``group``
+    or a ``channel`` by name) at ``frame``."""
+    from PySide6.QtCore import QPoint
+
+    sheet = timeline.dope_sheet
+    row = sheet.row_named(kind, name)
+    return QPoint(round(timeline.state.x_of(frame)), sheet.row_top(row) + row.height // 2)
+
+
+def settled_view(qtbot, window) -> np.ndarray:
+    """The 2D view's pixels once its pending render (it renders at most 60 times a second, on a
+    timer) has run."""
+    viewport = window.viewport
+    qtbot.waitUntil(lambda: not viewport._timer.isActive(), timeout=5000)
+    return viewport.grab_pixels()

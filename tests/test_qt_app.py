@@ -167,7 +167,7 @@ def test_menus_and_shortcuts(make_window):
     entries = [a.text().replace("&", "") for a in exports.actions() if a.text()]
     assert entries[0] == "Export…" and len(entries) == 1 + len(window.export_actions)
     panels = next(a.menu() for a in menus["View"].actions() if a.text().replace("&", "") == "Panels")
-    assert [a.text() for a in panels.actions()] == ["2D view", "Media", "Jobs"]
+    assert [a.text() for a in panels.actions()] == ["2D view", "Media", "Jobs", "Inspector", "Timeline"]
     window.session.clear_selection()
     window.key_selection()
     assert "Nothing selected" in window.statusBar().currentMessage()
@@ -176,13 +176,15 @@ def test_menus_and_shortcuts(make_window):
 def test_the_screenshots_command_writes_the_steps(qapp, no_leaks, tmp_path):
     from studio.qt.screenshots import take_screenshots
 
-    written = take_screenshots(tmp_path / "shots", size=(1000, 640))
+    written = take_screenshots(tmp_path / "shots")  # 1600×1000, the default layout
     names = [p.name for p in written]
     assert names == ["01_empty.png", "02_portrait_and_audio.png", "03_generated_playhead_midway.png",
-                     "04_face_fit_editor.png", "05_export_running.png", "06_export_done.png",
-                     "07_generate_dialog.png", "08_export_dialog.png"]
+                     "04_key_selected_in_curve_editor.png", "05_emotion_segment_to_regenerate.png",
+                     "06_emotion_segment_regenerated.png", "07_face_fit_editor.png", "08_export_running.png",
+                     "09_export_done.png", "10_head_mesh_beside_the_2d_view.png", "11_generate_dialog.png",
+                     "12_export_dialog.png"]
     import cv2
 
     pictures = [cv2.imread(str(p)) for p in written]
-    assert all(p is not None and p.shape[:2] == pictures[0].shape[:2] for p in pictures[:6])
+    assert all(p is not None and p.shape[:2] == pictures[0].shape[:2] for p in pictures[:10])
     assert abs(pictures[2].astype(int) - pictures[1].astype(int)).mean() > 0.5  # generated: a new picture

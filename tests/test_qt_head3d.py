@@ -51,6 +51,10 @@ def test_without_opengl_the_panel_says_so_and_the_window_lives_on(make_window, q
     mesh, ids = face_mesh
     window = keyed_window(make_window, qtbot, mesh)
     assert window.head_dock is not None and window.head_dock.isVisible()
+    qtbot.wait(20)  # the docks' widths settle on the next pass of the event loop
+    two, three, inspector = (d.geometry() for d in (window.viewport_dock, window.head_dock, window.inspector_dock))
+    assert three.top() == two.top() and two.right() < three.left() < three.right() < inspector.left()  # beside 2D
+    assert three.width() > 300 and two.width() > 300 and window.timeline_dock.isVisible()
     view = window.head_view
     assert view.viewport is None and view.unavailable.isVisible() and "OpenGL" in view.unavailable.text()
     assert not view.assign.isEnabled()
@@ -158,3 +162,29 @@ def test_assigning_keypoints_by_clicking_vertices_animates_a_custom_mesh(panel, 
     assert sum(g is not None for g in viewport.keypoint_groups) == 20
     assert "1 of its 21 keypoints is not assigned yet" in view.status.text()
     assert "1 of its 21 keypoints is not assigned yet" in view.controller.export_problem()
+
+
+@pytest.mark.gl
+def test_the_view_shows_offscreen_frames_and_orbits_with_the_mouse(panel, qtbot):
+    """No QOpenGLWidget inside the window (it would make every repaint of the window an OpenGL
+    composition): the view shows the hidden canvas's frames as images and hands it the mouse."""
+    from PySide6.QtCore import QPoint
+    from PySide6.QtOpenGLWidgets import QOpenGLWidget
+    from qt_support import mouse_drag, widget_pixels
+
+    view = panel
+    viewport = view.viewport
+    assert not view.findChildren(QOpenGLWidget) and not viewport.canvas.native.isVisible()
+    qtbot.waitUntil(lambda: viewport.frames > 0, timeout=5000)
+    shown = widget_pixels(viewport.picture).astype(int)
+    assert shown.shape[:2] == (viewport.picture.height(), viewport.picture.width())
+    assert (np.abs(shown - shown[2, 2]).sum(-1) > 40).mean() > 0.05  # the head is on screen
+    frames = viewport.frames
+    middle = QPoint(viewport.picture.width() // 2, viewport.picture.height() // 2)
+    mouse_drag(qtbot, viewport.picture, middle, middle + QPoint(120, 0))  # orbit
+    qtbot.waitUntil(lambda: viewport.frames > frames, timeout=5000)
+    assert viewport.scene.view.camera.azimuth != 0
+    assert np.abs(widget_pixels(viewport.picture).astype(int) - shown).mean() > 1.0
+    frames = viewport.frames
+    view.shading.setCurrentIndex(view.shading.findData("wireframe"))  # a scene change: a new frame
+    qtbot.waitUntil(lambda: viewport.frames > frames, timeout=5000)

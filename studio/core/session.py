@@ -3,14 +3,15 @@
 napari's ``ViewerModel`` for this application: the :class:`Session` holds the open
 :class:`~studio.core.document.Project` and its file path, the playhead (a frame, clamped to the
 project), playing and looping, the media loaded from the project's sources (plain information,
-no renderer or face fit: those live with the views that need them) and the selection (channels
-and keys, as plain data). Every field has its own event (``session.events.frame`` …), set through
+no renderer or face fit: those live with the views that need them), the selection (channels
+and keys, as plain data) and the active layer (where keys go). Every field has its own event (``session.events.frame`` …), set through
 a property that validates, stores and emits.
 
 Views observe it; they never talk to each other. The session also gives them what several need:
 the evaluated motion at the playhead (:meth:`Session.frame_values`, cached per frame and
 invalidated by the project's ``changed`` event, announced as ``events.motion``), the window title,
-and keying the selected channels at the playhead (one undo step, through the document).
+and keying the selected channels at the playhead (one undo step, through the document, by the one
+rule of :mod:`studio.core.keying`).
 
 Pure: numpy only, no Qt; tested without a QApplication.
 """
@@ -27,6 +28,7 @@ import numpy as np
 
 from studio.core.document import Project
 from studio.core.events import EmitterGroup
+from studio.core.keying import key_channels
 from studio.core.motion import CHANNEL_GROUPS, CHANNEL_INDEX
 
 #: How many evaluated frames :meth:`Session.frame_values` keeps (scrubbing back and forth).
@@ -121,7 +123,7 @@ def format_time(seconds: float) -> str:
 class Session:
     """The open project, the playhead, playback state, loaded media and the selection."""
 
-    EVENTS = ("project", "path", "frame", "playing", "looping", "media", "selection", "motion", "modified")
+    EVENTS = ("project", "path", "frame", "playing", "looping", "media", "selection", "motion", "modified", "layer")
 
     def __init__(self, project: Project | None = None, path: str | Path | None = None):
         self.events = EmitterGroup(self, self.EVENTS)
@@ -132,6 +134,7 @@ class Session:
         self._looping = True
         self._media = Media()
         self._selection = Selection()
+        self._layer_choice: str | None = None
         self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
         self.set_project(project if project is not None else Project(), path)
 
@@ -157,12 +160,14 @@ class Session:
         self._playing = False
         self._frame = 0
         self._selection = Selection()
+        self._layer_choice = None
         self._media = Media()
         self.events.project.emit(previous=previous)  # views drop their connections to the previous one
         self.events.path.emit()
         self.events.frame.emit(frame=0)
         self.events.playing.emit(playing=False)
         self.events.selection.emit()
+        self.events.layer.emit()
         self.events.media.emit()
         self.events.motion.emit()
         self.events.modified.emit(modified=project.is_modified)
@@ -301,18 +306,37 @@ class Session:
             self._cache.move_to_end(frame)
         return values
 
+    # --- the active layer -------------------------------------------------------------------------
+    @property
+    def active_layer(self) -> str | None:
+        """The layer keys go to and the timeline shows: the one chosen (:meth:`set_active_layer`)
+        while the project has it, else the top layer; None when the project has no layer yet."""
+        layers = self._project.layers
+        if self._layer_choice is not None and any(layer.id == self._layer_choice for layer in layers):
+            return self._layer_choice
+        return layers[-1].id if layers else None
+
+    @property
+    def layer_choice(self) -> str | None:
+        """The layer chosen with :meth:`set_active_layer` (None: follow the top layer)."""
+        return self._layer_choice
+
+    def set_active_layer(self, layer_id: str | None) -> None:
+        """Choose the layer keys go to (None: the top layer, whichever it is)."""
+        if layer_id is not None and not any(layer.id == layer_id for layer in self._project.layers):
+            raise KeyError(f"no layer {layer_id!r} in the project")
+        if layer_id != self._layer_choice:
+            self._layer_choice = layer_id
+            self.events.layer.emit()
+
     def key_selected_channels(self) -> int:
-        """Key every selected channel at the playhead with its current value, on the top layer
-        (created when there is none), as one undo step. Returns how many channels were keyed."""
+        """Key every selected channel at the playhead with the value it shows, on the active layer
+        (created when there is none), as one undo step; the evaluated motion stays as it was, on a
+        ``REPLACE``, ``ADD`` or partial-influence layer alike (:func:`studio.core.keying.key_channels`).
+        Channels of locked groups are skipped. Returns how many channels were keyed."""
         channels = self._selection.channels
         if not channels:
             return 0
         values = self.frame_values()
-        project = self._project
-        label = channels[0] if len(channels) == 1 else f"{len(channels)} channels"
-        with project.macro(f"Key {label} at frame {self._frame}"):
-            layer = project.default_layer_id()
-            for channel in channels:
-                project.insert_keys(("layer", layer, channel), [self._frame], [float(values[CHANNEL_INDEX[channel]])])
-        return len(channels)
-
+        desired = {channel: float(values[CHANNEL_INDEX[channel]]) for channel in channels}
+        return key_channels(self._project, channels, self._frame, desired, layer=self.active_layer)

@@ -21,10 +21,11 @@ Editing goes through the document's undoable methods only:
 * **limits** (a row's context menu ▸ Limit…) clamp a channel's evaluated value
   (:meth:`Project.set_limit`); the slider shades what lies outside the limit.
 
-Where a key goes: on the top layer (the layer K keys, created when there is none) — or, for an eye
+Where a key goes (:mod:`studio.core.keying`, the rule K follows too): on the session's active layer
+(the one chosen in the timeline, else the top layer, created when there is none) — or, for an eye
 channel whose gaze/blink override curve covers the playhead, on that override. The key's value is
-chosen so that the *evaluated* value becomes the one asked for, whatever the top layer's blend
-(``ADD``) and influence (:func:`key_value_for`). Keyed rows are marked: ◆ and an amber field where a
+chosen so that the *evaluated* value becomes the one asked for, whatever the layer's blend
+(``ADD``) and influence (:func:`~studio.core.keying.key_value_for`). Keyed rows are marked: ◆ and an amber field where a
 key sits at the playhead, a green field where the channel is animated, purple where an override
 holds it.
 
@@ -82,18 +83,23 @@ from studio.core.commands import SetSlot
 from studio.core.document import (
     EMOTIONS,
     INTENSITY_RANGE,
-    BlendType,
     Project,
     emotion_weights,
 )
-from studio.core.fcurve import Interpolation
+from studio.core.keying import (
+    edit_path,
+    insert_key,
+    key_channels,
+    key_value_for,
+    needs_below,
+    values_below,
+)
 from studio.core.keypoints import KEYPOINT_REGIONS, KEYPOINTS
 from studio.core.motion import (
     CHANNEL_GROUPS,
     CHANNEL_INDEX,
     CHANNEL_RANGES,
     EXPRESSION_CHANNELS,
-    EYE_CHANNELS,
 )
 from studio.core.session import Session, format_time
 
@@ -240,69 +246,6 @@ def group_of(key: str) -> str:
     return CONTROLS
 
 
-# --- where edits go -------------------------------------------------------------------------------
-
-def edit_path(project: Project, key: str, frame: int, create: bool = False) -> tuple | None:
-    """The curve an edit of ``key`` at ``frame`` keys: an eye channel's override when that override
-    covers the frame, else the channel on the top layer (created when ``create`` and there is none:
-    call it inside a macro), ``("intensity",)`` for the intensity. None: no layer yet."""
-    if key == INTENSITY:
-        return (INTENSITY,)
-    if key in EYE_CHANNELS:
-        curve = project.overrides.get(key)
-        if curve is not None and curve.frames[0] <= frame <= curve.frames[-1]:
-            return ("override", key)
-    if create:
-        return ("layer", project.default_layer_id(), key)
-    return ("layer", project.layers[-1].id, key) if project.layers else None
-
-
-def values_below(project: Project, layer_id: str, channels: Iterable[str], frame: int) -> dict[str, float]:
-    """What ``channels`` evaluate to at ``frame`` without layer ``layer_id`` (and without their
-    limits): evaluated on a copy of the project, so through the one evaluation path."""
-    channels = list(channels)
-    twin = project.copy()
-    twin.set_layer(layer_id, mute=True)
-    for channel in channels:
-        if channel in twin.limits:
-            twin.set_limit(channel, None)
-    row = twin.evaluate([frame])[0]
-    return {c: float(row[CHANNEL_INDEX[c]]) for c in channels}
-
-
-def key_value_for(project: Project, path: tuple, desired: float, below: float | None) -> float:
-    """The key that makes the evaluated value at its frame ``desired``: the value itself on an
-    override, the intensity or a full-influence ``REPLACE`` layer; on an ``ADD`` layer or one of
-    partial influence, solved from ``below`` (:func:`values_below`). A muted layer keys the value
-    as it is (it shows once the layer is unmuted)."""
-    if path[0] != "layer":
-        return float(desired)
-    layer = project.layer(path[1])
-    weight = float(layer.influence)
-    if layer.mute or weight <= 0.0 or below is None:
-        return float(desired)
-    if layer.blend is BlendType.ADD:
-        return (desired - below) / weight
-    if weight >= 1.0:
-        return float(desired)
-    return below + (desired - below) / weight
-
-
-def _needs_below(project: Project, path: tuple) -> bool:
-    if path[0] != "layer":
-        return False
-    layer = project.layer(path[1])
-    return not layer.mute and layer.influence > 0.0 and (layer.blend is BlendType.ADD or layer.influence < 1.0)
-
-
-def insert_key(project: Project, path: tuple, frame: int, value: float) -> None:
-    """Key ``value`` at ``frame`` on the curve at ``path``, keeping an existing key's interpolation."""
-    curve = project.curve(path)
-    i = None if curve is None else curve.key_index(frame)
-    mode = Interpolation.BEZIER if i is None else Interpolation(int(curve.interpolation[i]))
-    project.insert_keys(path, [frame], [value], mode)
-
-
 class Gesture:
     """An edit that lasts from a mouse press to its release and is one undo step.
 
@@ -389,6 +332,18 @@ class ValueSlider(QSlider):
         super().mouseReleaseEvent(event)
         if event.button() in (Qt.LeftButton, Qt.MiddleButton):
             self.released.emit()
+
+    #: Keys a focused slider moves with: it takes them before the window's shortcuts (the arrows
+    #: step the playhead elsewhere in the window).
+    EDIT_KEYS = frozenset({Qt.Key_Left, Qt.Key_Right, Qt.Key_Up, Qt.Key_Down, Qt.Key_PageUp, Qt.Key_PageDown,
+                           Qt.Key_Home, Qt.Key_End})
+
+    def event(self, event) -> bool:
+        if (event.type() == QEvent.ShortcutOverride and event.key() in self.EDIT_KEYS
+                and not event.modifiers() & ~Qt.KeypadModifier):
+            event.accept()
+            return True
+        return super().event(event)
 
     def wheelEvent(self, event) -> None:
         if self.hasFocus():
@@ -1076,10 +1031,10 @@ class InspectorPanel(QWidget):
                 project.update_emotion(data["segment"], strength=float(np.clip(value, 0.0, 1.0)))
             return
         if "path" not in data:
-            data["path"] = edit_path(project, key, frame, create=True)
+            data["path"] = edit_path(project, key, frame, create=True, layer=self.session.active_layer)
             path = data["path"]
             data["below"] = (values_below(project, path[1], [key], frame)[key]
-                             if _needs_below(project, path) else None)
+                             if needs_below(project, path) else None)
         path = data["path"]
         insert_key(project, path, frame, key_value_for(project, path, value, data["below"]))
 
@@ -1140,17 +1095,10 @@ class InspectorPanel(QWidget):
         keys = [k for k in keys if self._editable(k)]
         if not keys:
             return 0
-        project, frame = self.project, self.session.frame
         desired = {k: self.value_at_playhead(k) for k in keys}
         label = text or (channel_label(keys[0]) if len(keys) == 1 else f"{len(keys)} channels")
-        with project.macro(f"Key {label} at frame {frame}"):
-            paths = {k: edit_path(project, k, frame, create=True) for k in keys}
-            layered = [k for k in keys if _needs_below(project, paths[k])]
-            below = values_below(project, paths[layered[0]][1], layered, frame) if layered else {}
-            for key in keys:
-                path = paths[key]
-                insert_key(project, path, frame, key_value_for(project, path, desired[key], below.get(key)))
-        return len(keys)
+        return key_channels(self.project, keys, self.session.frame, desired, layer=self.session.active_layer,
+                            text=label)
 
     def key_group(self, group: str) -> int:
         """Key every channel of a channel group at the playhead (the section's Key button)."""

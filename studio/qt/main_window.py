@@ -2,9 +2,10 @@
 
 It owns one :class:`~studio.core.session.Session` (the viewer model) and wires the parts that
 observe it: the media controller (sources loaded), the :class:`~studio.qt.viewport2d.Viewport2D`,
-the media bin and the job list (docks), the 3D panel (:mod:`studio.qt.head_view`, docked once a
-head mesh is loaded), the :class:`~studio.qt.transport.Transport`, the
-:class:`~studio.qt.recovery.Recovery` autosave. Every edit goes through the document's methods
+the media bin and the job list (docks, left), the :class:`~studio.qt.inspector.InspectorPanel`
+(right), the :class:`~studio.qt.timeline.TimelinePanel` (bottom, the whole width), the 3D panel
+(:mod:`studio.qt.head_view`, docked beside the 2D view once a head mesh is loaded), the
+:class:`~studio.qt.transport.Transport`, the :class:`~studio.qt.recovery.Recovery` autosave. Every edit goes through the document's methods
 (undoable commands); long work runs as jobs (:mod:`studio.qt.workers`) whose results are applied
 here, on the GUI thread. Other panels plug in the same way: a widget constructed with the session,
 added with :meth:`MainWindow.add_panel` (docked, listed in View ▸ Panels, its place remembered).
@@ -20,6 +21,13 @@ Exports (File ▸ Export): every exporter of the plugin registry, through one di
 (:class:`~studio.qt.dialogs.ExportDialog`) that says what a kind still needs (a face fit, a head
 mesh, its keypoints); each export is a job in a child process with progress and Cancel (the job
 list and the status bar's indicator), its failure shown in a message.
+
+Shortcuts: the window's own (K, Space, the arrows, Home/End, Ctrl+Z …) work wherever the focus is
+in the window; the timeline's (Delete, Ctrl+C/V/A, Esc, E, F, N, Ctrl+1…3, zoom) only while the
+timeline has the focus — they are listed in the Edit menu too. No key sequence belongs to two
+actions that can be active at once (:func:`shortcut_conflicts` finds any), which Qt would answer with
+"Ambiguous shortcut" and do nothing. Text fields and a focused inspector slider keep the keys they
+edit with (typing, the arrows).
 
 Settings (QSettings): window geometry and dock layout, recent files, the autosave interval and the
 recovery bookkeeping. Questions to the user go through :class:`~studio.qt.dialogs.Dialogs`.
@@ -88,10 +96,12 @@ from studio.qt.dialogs import (
     export_formats,
 )
 from studio.qt.head_view import HeadController, HeadView
+from studio.qt.inspector import InspectorPanel
 from studio.qt.media import MediaController, role_extensions, role_for
 from studio.qt.mesh_scene import HeadVideoRequest, render_head_video_job
 from studio.qt.panels import JobIndicator, JobList, MediaBin
 from studio.qt.recovery import Recovery
+from studio.qt.timeline import PHONE_TRACK_KEY, TimelinePanel, phone_track
 from studio.qt.transport import Transport, default_clock
 from studio.qt.viewport2d import Viewport2D
 from studio.qt.workers import Job, JobManager
@@ -99,6 +109,12 @@ from studio.render.job import VideoExportRequest
 
 MAX_RECENT = 10
 NOTICE_MS = 8000
+#: The window's size when no layout was saved (smaller when the screen is).
+DEFAULT_SIZE = (1600, 1000)
+#: Widths of the left column (media, jobs), the 2D view and the inspector, and the timeline's
+#: height, in the default layout (scaled to the window).
+DEFAULT_WIDTHS = (300, 880, 420)
+DEFAULT_TIMELINE_HEIGHT = 420
 _device: dict[str, str] = {}  # "text": where inference runs, found once per process
 
 
@@ -134,19 +150,28 @@ class MainWindow(QMainWindow):
         self.job_list = JobList(self.jobs, self)
         self.head_view: HeadView | None = None  # the 3D panel, made when a head mesh first loads
         self.head_dock: QDockWidget | None = None
+        self.inspector = InspectorPanel(self.session, self)
+        self.timeline = TimelinePanel(self.session, self)
         self.setDockNestingEnabled(True)
+        # The timeline spans the whole width under the left column and the views.
+        self.setCorner(Qt.BottomLeftCorner, Qt.BottomDockWidgetArea)
+        self.setCorner(Qt.BottomRightCorner, Qt.BottomDockWidgetArea)
         self.viewport_dock = self.add_panel("2D view", self.viewport, Qt.RightDockWidgetArea)
         self.media_dock = self.add_panel("Media", self.media_bin, Qt.LeftDockWidgetArea)
         self.jobs_dock = self.add_panel("Jobs", self.job_list, Qt.LeftDockWidgetArea)
-        self.resizeDocks([self.media_dock, self.jobs_dock], [260, 420], Qt.Vertical)
-        self.resizeDocks([self.media_dock, self.viewport_dock], [380, 900], Qt.Horizontal)
+        self.inspector_dock = self.add_panel("Inspector", self.inspector, Qt.RightDockWidgetArea)
+        self.splitDockWidget(self.viewport_dock, self.inspector_dock, Qt.Horizontal)
+        self.timeline_dock = self.add_panel("Timeline", self.timeline, Qt.BottomDockWidgetArea)
 
         self._build_actions()
         self._build_menus()
         self._build_transport_bar()
         self._build_status_bar()
         self.setAcceptDrops(True)
-        self.resize(1280, 800)
+        self.resize(*self._default_size())
+        # True until the default layout has settled at the shown window's size (no saved layout)
+        self.default_layout_pending = self.settings.value("window/state") is None
+        self._apply_default_layout()
         self._restore_layout()
 
         self.session.events.project.connect(self._on_project)
@@ -186,6 +211,43 @@ class MainWindow(QMainWindow):
         if notice is not None and hasattr(notice, "connect"):
             notice.connect(self.notice)
         return dock
+
+    def _default_size(self) -> tuple[int, int]:
+        screen = self.screen() or QApplication.primaryScreen()
+        width, height = DEFAULT_SIZE
+        if screen is not None:
+            available = screen.availableGeometry()
+            width, height = min(width, available.width()), min(height, available.height())
+        return width, height
+
+    def _apply_default_layout(self) -> None:
+        """Media and jobs on the left, the 2D view in the middle, the inspector on the right, the
+        timeline at the bottom, in proportions of :data:`DEFAULT_WIDTHS` (a saved layout wins)."""
+        if not self.default_layout_pending:
+            return
+        total = sum(DEFAULT_WIDTHS)
+        widths = [max(1, round(w * self.width() / total)) for w in DEFAULT_WIDTHS]
+        self.resizeDocks([self.media_dock, self.viewport_dock, self.inspector_dock], widths, Qt.Horizontal)
+        self.resizeDocks([self.media_dock, self.jobs_dock], [2, 3], Qt.Vertical)
+        timeline = min(DEFAULT_TIMELINE_HEIGHT, round(self.height() * 0.45))
+        self.timeline.splitter.setSizes([3 * timeline // 5, 2 * timeline // 5])  # dope sheet, curve editor
+        docks = self.viewport_dock.height() + self.timeline_dock.height()  # what the two share now
+        self.resizeDocks([self.viewport_dock, self.timeline_dock], [max(docks - timeline, 1), timeline], Qt.Vertical)
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if self.default_layout_pending:  # laid out at its real size: the proportions again, twice
+            QTimer.singleShot(0, self, lambda: self._settle_default_layout(passes=2))
+
+    def _settle_default_layout(self, passes: int) -> None:
+        """resizeDocks takes effect at the next layout pass, from the geometry the docks have
+        then: the first pass after showing brings them to the window's size, the second to the
+        proportions."""
+        self._apply_default_layout()
+        if passes > 1:
+            QTimer.singleShot(0, self, lambda: self._settle_default_layout(passes - 1))
+        else:
+            self.default_layout_pending = False
 
     def _saved_layout_has(self, dock: QDockWidget) -> bool:
         state = self.settings.value("window/state")
@@ -262,6 +324,9 @@ class MainWindow(QMainWindow):
         file.addAction(self.quit_action)
         edit = bar.addMenu("&Edit")
         edit.addActions([self.undo_action, self.redo_action])
+        edit.addSeparator()
+        keys = edit.addMenu("&Keyframes (timeline)")  # their shortcuts work while the timeline has the focus
+        keys.addActions(self.timeline.edit_actions)
         view = bar.addMenu("&View")
         self.panels_menu = view.addMenu("&Panels")
         self.panels_menu.addActions([dock.toggleViewAction() for dock in self.panels])
@@ -541,11 +606,18 @@ class MainWindow(QMainWindow):
         self.session.project.undo_stack.redo()
 
     def key_selection(self) -> None:
+        """K: key the selected channels at the playhead with the values they show, on the active
+        layer (the timeline's choice, else the top one), as the inspector's Key buttons do."""
+        if not self.session.selection.channels:
+            self.notice("Nothing selected to key: click keypoints in the 2D view, channel names in the inspector "
+                        "or the timeline, or Animation ▸ Select channels")
+            return
         keyed = self.session.key_selected_channels()
         if keyed:
-            self.notice(f"Keyed {keyed} channel(s) at frame {self.session.frame}")
+            layer = self.session.project.layer(self.session.active_layer)
+            self.notice(f"Keyed {keyed} channel(s) at frame {self.session.frame} on layer “{layer.name}”")
         else:
-            self.notice("Nothing selected to key: click keypoints in the 2D view, or Animation ▸ Select channels")
+            self.notice("The selected channels are locked (Inspector ▸ a region's padlock): nothing keyed")
 
     # --- generate ---------------------------------------------------------------------------------
     def generate_dialog(self) -> None:
@@ -668,7 +740,7 @@ class MainWindow(QMainWindow):
             if self.session.project is not project:
                 self.notice("Generation finished for a project that is no longer open: result dropped")
                 return
-            settings = {**info, "phones": result.phone_method}
+            settings = {**info, "phones": result.phone_method, PHONE_TRACK_KEY: phone_track(result.phones)}
             if stale is None:
                 with project.macro("Generate motion"):
                     if segment is not None:
@@ -808,12 +880,16 @@ class MainWindow(QMainWindow):
             self.head_view = HeadView(self.session, self.heads, self)
             self.head_dock = self.add_panel("3D view", self.head_view, Qt.RightDockWidgetArea)
             if self.head_dock not in self.restored_panels:  # no saved place: beside the 2D view, as wide
-                left = self.media_dock.width()
-                width = max(self.viewport_dock.width(), 400)
+                docks = [d for d in (self.media_dock, self.viewport_dock, self.inspector_dock)
+                         if not d.isHidden() and not d.isFloating()]
+                widths = {d: d.width() for d in docks}
                 self.splitDockWidget(self.viewport_dock, self.head_dock, Qt.Horizontal)
-                sizes = [left, width // 2, width - width // 2]  # once the new dock is laid out
-                QTimer.singleShot(0, self, lambda: self.resizeDocks(
-                    [self.media_dock, self.viewport_dock, self.head_dock], sizes, Qt.Horizontal))
+                width = max(widths.get(self.viewport_dock, 0), 400)
+                widths[self.viewport_dock] = width // 2
+                widths[self.head_dock] = width - width // 2
+                order = [d for d in (self.media_dock, self.viewport_dock, self.head_dock, self.inspector_dock)
+                         if d in widths]  # once the new dock is laid out
+                QTimer.singleShot(0, self, lambda: self.resizeDocks(order, [widths[d] for d in order], Qt.Horizontal))
             self.head_dock.show()
             if not self.head_view.gl:
                 self.notice("The 3D view needs OpenGL, which this display does not give: it shows a notice instead")
@@ -856,3 +932,37 @@ class MainWindow(QMainWindow):
         self.settings.setValue("window/state", self.saveState())
         self.recovery.clean_exit()
         self.settings.sync()
+
+
+# --- shortcuts ----------------------------------------------------------------------------------------
+
+def shortcut_conflicts(window: QWidget) -> list[str]:
+    """Key sequences that two of the window's actions could both answer at once — which Qt reports
+    as "Ambiguous shortcut" and then does nothing. A window-wide action (``WindowShortcut``) is
+    active wherever the focus is, so it clashes with every other action of the same sequence; two
+    widget-scoped actions clash when one's widgets contain the other's (the focus can sit in both)."""
+    from PySide6.QtWidgets import QMenu, QMenuBar, QToolBar
+
+    found: dict[str, list[tuple[QAction, bool, list[QWidget]]]] = {}
+    for action in window.findChildren(QAction):
+        sequences = [s.toString() for s in action.shortcuts() if not s.isEmpty()]
+        if not sequences:
+            continue
+        wide = action.shortcutContext() in (Qt.WindowShortcut, Qt.ApplicationShortcut)
+        widgets = [w for w in action.associatedObjects()
+                   if isinstance(w, QWidget) and not isinstance(w, (QMenu, QMenuBar, QToolBar))]
+        for sequence in sequences:
+            found.setdefault(sequence, []).append((action, wide, widgets))
+
+    def contains(outer: list[QWidget], inner: list[QWidget]) -> bool:
+        return any(o is i or o.isAncestorOf(i) for o in outer for i in inner)
+
+    conflicts = []
+    for sequence, entries in sorted(found.items()):
+        for i, (a, a_wide, a_widgets) in enumerate(entries):
+            for b, b_wide, b_widgets in entries[i + 1:]:
+                if a is b:
+                    continue
+                if a_wide or b_wide or contains(a_widgets, b_widgets) or contains(b_widgets, a_widgets):
+                    conflicts.append(f"{sequence}: “{a.text()}” and “{b.text()}”")
+    return conflicts

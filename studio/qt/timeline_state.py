@@ -11,6 +11,9 @@ and turns its plain events into Qt signals the canvases repaint on:
 * ``view_changed`` — zoom or pan;
 * ``content_changed`` — the document, the selection, the media or the active layer changed.
 
+The active layer itself lives in the session (:attr:`Session.active_layer
+<studio.core.session.Session.active_layer>`), so K, the inspector and the timeline key the same one.
+
 Key edits go through the document's undoable commands (one undo step each) and keep the key
 selection — stored in the session (:attr:`Selection.keys`, curve path → key indices) so other
 views can follow it — pointing at the same keys afterwards.
@@ -36,6 +39,7 @@ from shiboken6 import isValid
 from studio.audio.phones import PHONES, VISEMES, Phone
 from studio.core.document import INTENSITY_RANGE, BaseMotion
 from studio.core.fcurve import FCurve, Interpolation
+from studio.core.keying import key_channels
 from studio.core.motion import CHANNEL_INDEX, CHANNEL_RANGES
 from studio.core.session import Selection, Session
 
@@ -303,7 +307,6 @@ class TimelineState(QObject):
         self.track_width = 800  # the widest canvas's track area, for fitting and paging
         self.preview: DragPreview | None = None
         self.clipboard: Clipboard | None = None
-        self._layer_choice: str | None = None
         self._revision = 0  # counts document changes (the evaluated-motion cache key)
         self._sampled: dict[tuple, Sampled] = {}
         self._stale: tuple[int, np.ndarray] | None = None
@@ -312,6 +315,7 @@ class TimelineState(QObject):
         self._frames_shown = session.project.num_frames
         session.events.frame.connect(self._on_frame)
         session.events.selection.connect(self._on_content)
+        session.events.layer.connect(self._on_content)
         session.events.motion.connect(self._on_motion)
         session.events.media.connect(self._on_content)
         session.events.project.connect(self._on_project)
@@ -351,7 +355,6 @@ class TimelineState(QObject):
     def _on_project(self, event=None) -> None:
         if not self._alive():
             return
-        self._layer_choice = None
         self.preview = None
         self._frames_shown = self.project.num_frames
         self.fit()
@@ -475,17 +478,14 @@ class TimelineState(QObject):
     # --- the active layer -----------------------------------------------------------------------
     @property
     def layer_id(self) -> str | None:
-        """The layer whose keys the dope sheet and the curve editor show: the one chosen, else the
-        top layer (the one K keys), None when the project has no layer yet."""
-        layers = self.project.layers
-        if self._layer_choice is not None and any(layer.id == self._layer_choice for layer in layers):
-            return self._layer_choice
-        return layers[-1].id if layers else None
+        """The layer whose keys the dope sheet and the curve editor show: the session's active layer
+        (the one chosen, else the top layer — the one K and the inspector key), None when the
+        project has no layer yet."""
+        return self.session.active_layer
 
     def set_layer(self, layer_id: str | None) -> None:
-        if layer_id != self._layer_choice:
-            self._layer_choice = layer_id
-            self.content_changed.emit()
+        """Choose the active layer (None: follow the top layer)."""
+        self.session.set_active_layer(layer_id)
 
     def key_path(self, channel: str) -> tuple | None:
         """The curve path of a motion channel on the active layer (None without a layer)."""
@@ -658,14 +658,12 @@ class TimelineState(QObject):
 
     def insert_channel_keys(self, channels: Sequence[str], frame: int) -> None:
         """Key motion channels at ``frame`` with their evaluated values on the active layer (created
-        when there is none), as one undo step."""
+        when there is none), as one undo step — solved for the layer's blend and influence so the
+        picture stays as it is (:func:`studio.core.keying.key_channels`)."""
         frame = int(frame)
         values = self.session.frame_values(frame)
-        label = channels[0] if len(channels) == 1 else f"{len(channels)} channels"
-        with self.project.macro(f"Key {label} at frame {frame}"):
-            layer = self._editable_layer()
-            for channel in channels:
-                self.project.insert_keys(("layer", layer, channel), [frame], [float(values[CHANNEL_INDEX[channel]])])
+        desired = {channel: float(values[CHANNEL_INDEX[channel]]) for channel in channels}
+        key_channels(self.project, channels, frame, desired, layer=self.layer_id)
 
     def insert_key(self, path: tuple, frame: int, value: float) -> None:
         """Key one curve (a control curve, or a motion channel of the active layer) at ``frame``."""

@@ -64,8 +64,13 @@ class KeypointItem(pg.ScatterPlotItem):
         self._dragging: int | None = None
 
     def _point_at(self, pos) -> int | None:
+        """The keypoint under ``pos``: of overlapping markers (the lips' when the view is small),
+        the one whose centre is nearest."""
         points = self.pointsAt(pos)
-        return None if len(points) == 0 else int(points[0].index())
+        if len(points) == 0:
+            return None
+        nearest = min(points, key=lambda p: (p.pos().x() - pos.x()) ** 2 + (p.pos().y() - pos.y()) ** 2)
+        return int(nearest.index())
 
     def mouseDragEvent(self, ev):
         if not self.draggable or ev.button() != Qt.LeftButton:

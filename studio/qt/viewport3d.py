@@ -9,8 +9,13 @@ camera), the wheel zooms; the key light follows the camera. With picking on, a c
 keypoints on a custom mesh. The keypoint markers are the head's own, or any 21 vertex groups
 (``set_keypoint_vertices``: None for a keypoint not placed yet), one of them highlighted.
 
-vispy draws with OpenGL into a QOpenGLWidget: :func:`gl_available` says whether this display
-can show one. Qt's ``offscreen`` platform cannot (it has no GL surface to compose the widget onto;
+vispy draws with OpenGL into a QOpenGLWidget that is never shown: the view shows its frames as
+images (:class:`Picture`), rendered into an offscreen framebuffer when the scene changed (once per
+pass of the event loop), and hands the mouse to it. A QOpenGLWidget *inside* the window would switch
+the whole window to OpenGL composition — every repaint of anything (a progress bar, a label) then
+composites the window through OpenGL, 15–25 ms a time with software OpenGL (llvmpipe under Xvfb),
+and the GUI thread stalled 50–130 ms during jobs; as an image, a repaint of the rest of the window
+costs what it costs without a 3D view. :func:`gl_available` says whether this display can make one. Qt's ``offscreen`` platform cannot (it has no GL surface to compose the widget onto;
 with an X display behind it, e.g. Xvfb, a GL context still exists, so the widget's :meth:`render`
 — an offscreen framebuffer — works and the tests use it); the studio shows a notice instead of the
 view where it cannot.
@@ -21,7 +26,8 @@ from __future__ import annotations
 from functools import cache
 
 import numpy as np
-from PySide6.QtCore import Signal
+from PySide6.QtCore import QCoreApplication, QEvent, Qt, QTimer, Signal
+from PySide6.QtGui import QImage, QPainter
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 from studio.qt.mesh_scene import BACKGROUND, Camera, MeshScene, scene_basis
@@ -65,21 +71,61 @@ def _qt_app():
     return app.Application("pyside6")
 
 
+class Picture(QWidget):
+    """Shows the hidden canvas's last frame and hands it the mouse and the wheel (the canvas has
+    the picture's size, so positions are the same)."""
+
+    def __init__(self, viewport: Viewport3D):
+        super().__init__(viewport)
+        self.viewport = viewport
+        self.image: QImage | None = None
+        self.setMinimumSize(64, 64)
+        self.setAttribute(Qt.WA_OpaquePaintEvent)
+        self.setFocusPolicy(Qt.ClickFocus)
+
+    def paintEvent(self, event) -> None:
+        painter = QPainter(self)
+        if self.image is not None:
+            painter.drawImage(self.rect(), self.image)
+        else:
+            painter.fillRect(self.rect(), Qt.black)
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self.viewport.resize_canvas(self.width(), self.height())
+
+    def event(self, event) -> bool:
+        if event.type() in (QEvent.MouseButtonPress, QEvent.MouseButtonRelease, QEvent.MouseMove,
+                            QEvent.MouseButtonDblClick, QEvent.Wheel):
+            QCoreApplication.sendEvent(self.viewport.canvas.native, event)
+            return True
+        return super().event(event)
+
+
 class Viewport3D(QWidget):
     """The 3D view of one animated head."""
 
     vertexPicked = Signal(int)
+    #: A new frame is on screen (tests and benchmarks wait for it).
+    frameShown = Signal()
 
     def __init__(self, parent: QWidget | None = None, *, size: tuple[int, int] = (480, 480)):
         super().__init__(parent)
         from vispy import scene
 
         self.canvas = scene.SceneCanvas(keys=None, show=False, bgcolor=BACKGROUND, size=size, app=_qt_app())
-        self.canvas.create_native()
-        self.canvas.native.setParent(self)
+        self.canvas.create_native()  # a top-level QOpenGLWidget, never shown: it renders offscreen
+        self.canvas.update = self.request_frame  # every change of the scene asks for a frame here
+        self.frames = 0  # frames rendered and shown
+        self._frame_timer = QTimer(self)
+        self._frame_timer.setSingleShot(True)
+        self._frame_timer.setInterval(0)
+        self._frame_timer.timeout.connect(self.draw_frame)
+        self.picture = Picture(self)
+        self.picture.setMouseTracking(True)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.canvas.native)
+        layout.addWidget(self.picture)
         self.head = None
         self.scene: MeshScene | None = None
         self.picking = False
@@ -95,6 +141,39 @@ class Viewport3D(QWidget):
         self.canvas.events.mouse_wheel.connect(self._on_wheel)
         self.canvas.events.resize.connect(self._on_resize)
         self.canvas.events.draw.connect(lambda event: self.scene and self.scene.light_from_camera())
+
+    # --- frames ---------------------------------------------------------------------------------
+    def request_frame(self, node=None) -> None:
+        """Draw a new frame soon: once per pass of the event loop however many changes ask."""
+        if not self._frame_timer.isActive():
+            self._frame_timer.start()
+
+    def draw_frame(self) -> None:
+        """Render the scene into the picture now (the timer calls this)."""
+        self._frame_timer.stop()
+        if self.scene is None or not self.isVisible():
+            return
+        rgb = self.render()
+        image = QImage(rgb.data, rgb.shape[1], rgb.shape[0], rgb.strides[0], QImage.Format_RGB888).copy()
+        image.setDevicePixelRatio(self.picture.devicePixelRatioF())
+        self.picture.image = image
+        self.picture.update()
+        self.frames += 1
+        self.frameShown.emit()
+
+    def resize_canvas(self, width: int, height: int) -> None:
+        """Give the hidden canvas the picture's size (logical pixels; physical ones for HiDPI)."""
+        native = self.canvas.native
+        ratio = self.picture.devicePixelRatioF()
+        native.resize(width, height)
+        physical = (max(int(width * ratio), 1), max(int(height * ratio), 1))
+        native._vispy_set_physical_size(*physical)
+        self.canvas.events.resize(size=(width, height), physical_size=physical)
+        self.request_frame()
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        self.request_frame()
 
     def set_head(self, head, shading: str = "smooth", keep_camera: bool = False) -> None:
         """Shows ``head`` (an AnimatedHead) at rest, framed from the front — or, ``keep_camera``,
@@ -221,5 +300,6 @@ class Viewport3D(QWidget):
         self._press = None
 
     def closeEvent(self, event) -> None:
+        self._frame_timer.stop()
         self.canvas.close()
         super().closeEvent(event)
