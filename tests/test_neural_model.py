@@ -196,3 +196,13 @@ def test_guidance_on_emotion():
     dropped = Window(window.audio, drop_emotion(window.controls), window.identity, window.reference, window.roles)
     assert np.allclose(both[0], runner.velocity(runner.prepare(window, False), x, 0.5)[0], atol=1e-5)
     assert np.allclose(both[1], runner.velocity(runner.prepare(dropped, False), x, 0.5)[0], atol=1e-5)
+
+
+def test_learning_rate_decays_with_the_time_budget_when_steps_run_slow():
+    from studio.generate.neural.train import _schedule
+
+    assert _schedule(99, 10_000, 300) == pytest.approx(100 / 300)  # warm-up first
+    assert _schedule(1_000, 10_000, 300) > 0.9  # early in the planned steps
+    # the machine slowed down: the time budget is spent long before the planned steps
+    assert _schedule(1_000, 10_000, 300, time_progress=1.0) == pytest.approx(0.1)
+    assert _schedule(1_000, 10_000, 300, time_progress=0.5) == pytest.approx(0.55)

@@ -310,10 +310,14 @@ def save_checkpoint(path: Path, data: dict) -> None:
     atomic_write(path, buffer.getvalue())
 
 
-def _schedule(step: int, planned: int, warmup: int) -> float:
+def _schedule(step: int, planned: int, warmup: int, time_progress: float = 0.0) -> float:
+    """Learning-rate scale: linear warm-up, then a cosine from 1 to 0.1 over the run. The run's
+    progress is the larger of its steps over the planned steps and, with a time budget, its time
+    over the budget — so a machine that slows down after the plan was made (other work on its
+    cores) still ends the run with the learning rate decayed, not cut off halfway."""
     if step < warmup:
         return (step + 1) / warmup
-    progress = min(1.0, (step - warmup) / max(1, planned - warmup))
+    progress = min(1.0, max((step - warmup) / max(1, planned - warmup), time_progress))
     return 0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
@@ -432,7 +436,8 @@ class Trainer:
     # training
     def train_step(self) -> dict:
         """One optimizer step on a fresh batch; its loss and parts."""
-        scale = _schedule(self.step, self.planned or 10**9, self.options.warmup)
+        time_progress = self.elapsed() / self.budget if math.isfinite(self.budget) else 0.0
+        scale = _schedule(self.step, self.planned or 10**9, self.options.warmup, time_progress)
         for group in self.optimizer.param_groups:
             group["lr"] = self.lr * scale
         batch = _to_torch(self.sampler.sample(self.np_rng, self.options.batch))
