@@ -14,6 +14,12 @@
 #   libgl1 libegl1 libgl1-mesa-dri libegl-mesa0
 #                                       OpenGL/EGL for vispy, Qt and MediaPipe (Mesa software GL)
 #   espeak-ng flite                     text-to-speech voices for demo audio and phoneme tests
+#   festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts
+#                                       festival and the English voices apt has (kal and ked
+#                                       diphones, the HTS voice slt), built from recorded human
+#                                       speech: natural voices for the neural model's training
+#                                       corpus (studio train corpus); the lexicons festlex-cmu
+#                                       and festlex-poslex come with them
 set -euo pipefail
 
 REQUIRED_PACKAGES=(
@@ -24,6 +30,7 @@ REQUIRED_PACKAGES=(
   libfontconfig1 libdbus-1-3 libglib2.0-0
   libgl1 libegl1 libgl1-mesa-dri libegl-mesa0
   espeak-ng flite
+  festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts
 )
 
 log() { printf 'setup-system: %s\n' "$*" >&2; }

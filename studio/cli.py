@@ -336,7 +336,9 @@ def cmd_train_corpus(args) -> int:
     data = read_manifest(manifest.parent)
     report = data["report"]
     splits = {split: sum(1 for item in data["items"] if item["split"] == split) for split in SPLITS}
-    print(f"wrote {manifest}: {report['items']} items ({', '.join(f'{n} {s}' for s, n in splits.items())}), "
+    voices = report.get("synthesizers", {})
+    print(f"wrote {manifest}: {report['items']} items ({', '.join(f'{n} {s}' for s, n in splits.items())}; "
+          f"{', '.join(f'{n} {s}' for s, n in voices.items())}), "
           f"{report['hours']:.3f} h of audio, {report['bytes'] / 1e6:.1f} MB, {report['phones_from_transcript']} with "
           f"phones aligned to the transcript; built {report['built']}, "
           f"kept {report['kept']}, refreshed {report.get('refreshed', 0)}, {report['seconds']:.1f} s with {report['workers']} workers")

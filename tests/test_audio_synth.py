@@ -1,4 +1,4 @@
-"""Speech synthesis with exact phone timings: real espeak-ng and flite, checked against the waveform.
+"""Speech synthesis with exact phone timings: real espeak-ng, flite and festival, checked against the waveform.
 
 The timings are checked where the lips matter: a P/B must contain its silent closure (espeak-ng
 synthesizes it before the stop's event; synth.py moves it into the stop), an M must be quieter
@@ -6,6 +6,7 @@ than the open vowel after it, and every phone sequence must tile the audio exact
 """
 
 import shutil
+import subprocess
 
 import numpy as np
 import pytest
@@ -13,12 +14,17 @@ import pytest
 from studio.audio import synth
 from studio.audio.phones import BILABIALS, PHONES, SILENCE, VOWELS, ipa_to_arpabet
 from studio.audio.synth import (
+    FESTIVAL_PHONE_SETS,
+    FESTIVAL_VOICES,
     FLITE_VOICES,
     Synthesis,
     SynthesisError,
     espeak_variants,
     espeak_voices,
+    festival_voice,
+    festival_voices,
     synthesize_espeak,
+    synthesize_festival,
     synthesize_flite,
     text_to_ipa,
 )
@@ -230,6 +236,11 @@ def test_flite_duration_stretch():
     (lambda: synthesize_flite("hello", "nosuch"), "no voice 'nosuch'"),
     (lambda: synthesize_flite("hello", "slt", duration_stretch=5), "duration_stretch"),
     (lambda: text_to_ipa("hello", "xx-zz"), "no voice for language"),
+    (lambda: synthesize_festival(" ", "kal_diphone"), "empty"),
+    (lambda: synthesize_festival("hello", "nosuch"), "no English voice 'nosuch' \\(installed: .*kal_diphone"),
+    (lambda: synthesize_festival("hello", "kal_diphone", duration_stretch=3), "duration_stretch"),
+    (lambda: synthesize_festival("hello", "kal_diphone", f0_mean=20), "f0_mean"),
+    (lambda: synthesize_festival("hello", "cmu_us_slt_arctic_hts", f0_mean=150), "no pitch control"),
 ])
 def test_clear_errors(call, message):
     with pytest.raises(SynthesisError, match=message):
@@ -265,3 +276,117 @@ def test_flite_joins_several_sentences_at_their_real_lengths():
     later = [(p.label, round(p.start, 4)) for p in both.phones if p.start >= offset - 1e-9 and p.label != "SIL"]
     alone = [(p.label, round(p.start + offset, 4)) for p in second.phones if p.label != "SIL"]
     assert later == alone
+
+
+# --- festival ----------------------------------------------------------------------------------
+
+def test_festival_voices_are_the_installed_english_ones():
+    """make setup installs festvox-kallpc16k, festvox-kdlpc16k and festvox-us-slt-hts."""
+    assert {"kal_diphone", "ked_diphone", "cmu_us_slt_arctic_hts"} <= set(FESTIVAL_VOICES)
+    assert festival_voices() == FESTIVAL_VOICES
+    for voice in FESTIVAL_VOICES:
+        assert festival_voice(voice).phone_set in FESTIVAL_PHONE_SETS
+    assert festival_voice("kal_diphone").f0_mean == 105.0  # the voice's own int_lr_params
+    assert festival_voice("cmu_us_slt_arctic_hts").method == "HTS"
+    assert festival_voice("cmu_us_slt_arctic_hts").f0_mean is None
+
+
+@pytest.mark.parametrize("voice", FESTIVAL_VOICES)
+def test_festival_phones(voice):
+    s = synthesize_festival("Bob paid for the map, mama.", voice)
+    assert s.synthesizer == "festival" and s.voice == voice and s.samples.dtype == np.float32
+    assert s.sample_rate == (32000 if voice == "cmu_us_slt_arctic_hts" else 16000)
+    assert 0.05 < np.abs(s.samples).max() <= 1.0
+    _assert_tiles(s)
+    spoken = [p for p in s.phones if p.label != SILENCE]
+    assert [p.label for p in spoken][:5] == ["B", "AA", "B", "P", "EY"]
+    assert sum(p.label in BILABIALS for p in spoken) == 7
+    assert {p.stress for p in spoken if p.label in VOWELS} == {0, 1}
+    assert all(p.stress == 0 for p in spoken if p.label not in VOWELS)
+    assert s.events[0] == ("pau", 0.0) and s.events[1][0] == "b"
+
+
+@pytest.mark.parametrize("voice", FESTIVAL_VOICES)
+def test_festival_closures_follow_the_segment_times_across_sentences(voice):
+    """Every P after a vowel holds its closure (30 dB below the loud frames) and the vowel before
+    it is still loud in its last 15 ms — in the second sentence too: festival speaks the text as
+    one utterance and its times run on (flite's restart at every sentence). Measured on the
+    English sentence bank, the closure starts 14…27 ms (median; at most 48) after the P's start."""
+    s = synthesize_festival("Keep a happy puppy up. I saw a mama and a papa.", voice)
+    _assert_tiles(s)
+    level, hop = _energy_db(s)
+    loud = np.percentile(level, 95)
+    pause = next(p for p in s.phones[1:-1] if p.label == SILENCE)
+    assert np.median(_frames(level, hop, pause.start, pause.end)) < loud - 30, "the pause between the sentences"
+    checked = []
+    for before, p in zip(s.phones, s.phones[1:]):
+        if p.label != "P" or before.label not in VOWELS:
+            continue
+        inside = _frames(level, hop, p.start, p.end)
+        quiet = np.flatnonzero(inside < loud - 30)
+        assert quiet.size, f"no closure inside {p}"
+        assert quiet[0] * hop <= 0.05, f"the closure of {p} starts {quiet[0] * hop:.3f} s into it"
+        assert _frames(level, hop, before.end - 0.015, before.end).min() > loud - 25, f"{before} ends in silence"
+        checked.append(p.start > pause.start)
+    assert checked == [False] * 5 + [True] * 2  # keep, happy, puppy ×2, up; papa ×2
+
+
+@pytest.mark.parametrize("voice", FESTIVAL_VOICES)
+def test_festival_duration_stretch(voice):
+    normal = synthesize_festival("Bob paid for the map.", voice)
+    slow = synthesize_festival("Bob paid for the map.", voice, duration_stretch=1.5)
+    assert slow.duration == pytest.approx(1.5 * normal.duration, rel=0.1)
+    assert [p.label for p in slow.phones] == [p.label for p in normal.phones]
+    _assert_tiles(slow)
+
+
+def test_festival_f0_mean_moves_the_pitch():
+    def median_f0(s):
+        x, rate = s.samples.astype(np.float64), s.sample_rate
+        frame, lags = int(0.04 * rate), np.arange(rate // 400, rate // 60)
+        f0 = []
+        for i in range(0, len(x) - frame, frame // 2):
+            w = x[i:i + frame] * np.hanning(frame)
+            ac = np.correlate(w, w, "full")[frame - 1:]
+            k = lags[np.argmax(ac[lags])]
+            if np.sqrt(np.mean(w**2)) > 0.01 and ac[k] > 0.4 * ac[0]:
+                f0.append(rate / k)
+        return np.median(f0)
+
+    text = "My mother made a big batch of plum jam."
+    assert median_f0(synthesize_festival(text, "kal_diphone")) == pytest.approx(105, rel=0.1)
+    assert median_f0(synthesize_festival(text, "kal_diphone", f0_mean=150)) == pytest.approx(150, rel=0.1)
+
+
+def test_festival_text_is_made_ascii():
+    """Typographic punctuation and accents are made ASCII; quotes and backslashes reach festival
+    escaped (it reads a backslash as the word)."""
+    text = "It\u2019s Bob\u2019s caf\u00e9 \u2014 \"map\" \\ mama."
+    s = synthesize_festival(text, "kal_diphone")
+    assert s.text == text
+    assert " ".join(p.label for p in s.phones if p.label != SILENCE) == (
+        "IH T S B AA B Z K AH F EY M AE P B AE K S L AE SH M AA M AH")
+
+
+def test_festival_phone_set_tables():
+    """The tables cover festival's own phone sets (as festival lists them); mrpa's centring
+    diphthongs split their span evenly."""
+    for name, table in FESTIVAL_PHONE_SETS.items():
+        listed = subprocess.run(
+            ["festival", "-b", f"(require '{name}_phones)", f"(PhoneSet.select '{name})",
+             "(print (mapcar car (cadr (assoc 'phones (PhoneSet.description)))))"],
+            capture_output=True, text=True, check=True, timeout=60).stdout
+        assert set(table) == set(listed.strip().strip("()").split()), name
+    phones = synth._festival_phones([("#", 0.1, 0), ("b", 0.2, 0), ("i@", 0.4, 1), ("#", 0.5, 0)], 0.6,
+                                    FESTIVAL_PHONE_SETS["mrpa"], "rab_diphone")
+    assert [(p.label, round(p.start, 6), round(p.end, 6), p.stress) for p in phones] == [
+        ("SIL", 0.0, 0.1, 0), ("B", 0.1, 0.2, 0), ("IH", 0.2, 0.3, 1), ("AH", 0.3, 0.4, 1), ("SIL", 0.4, 0.6, 0)]
+    with pytest.raises(SynthesisError, match="segment 'xx'"):
+        synth._festival_phones([("xx", 0.1, 0)], 0.1, FESTIVAL_PHONE_SETS["radio"], "kal_diphone")
+
+
+def test_missing_festival_program(monkeypatch):
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    assert festival_voices() == ()
+    with pytest.raises(SynthesisError, match="festival is not installed"):
+        synthesize_festival("hello", "kal_diphone")

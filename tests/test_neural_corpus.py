@@ -10,16 +10,18 @@ import pytest
 from studio.audio.features import compute_features
 from studio.audio.phonemes import phones_for
 from studio.audio.phones import PHONES, SILENCE, Phone
-from studio.audio.synth import synthesize_espeak
+from studio.audio.synth import FESTIVAL_VOICES, festival_voice, synthesize_espeak
 from studio.cli import main
 from studio.core.document import CONDITION_CHANNELS, EMOTIONS
 from studio.core.keypoints import KEYPOINT_INDEX, MEAN_FACE, eye_centers
 from studio.core.motion import NUM_CHANNELS
-from studio.generate.devcorpus import padded_16k, build_dev_corpus
+from studio.generate.devcorpus import build_dev_corpus, load_sentences, padded_16k
 from studio.generate.lipsync import closure_counts, lag_ms
 from studio.generate.neural.corpus import (
     ITEM_KEYS,
+    SAME_PERSON,
     CorpusError,
+    _plan,
     build_train_corpus,
     canonical_keypoints,
     change_pitch_and_tempo,
@@ -30,9 +32,15 @@ from studio.generate.neural.corpus import (
     speaker_splits,
 )
 from studio.generate.neural.inputs import INPUT_NAMES, NUM_INPUTS, neural_inputs
-from studio.generate.rig import LIP_PRIOR, lip_prior, mouth_gap, num_frames_for, rig_motion
+from studio.generate.rig import (
+    LIP_PRIOR,
+    lip_prior,
+    mouth_gap,
+    num_frames_for,
+    rig_motion,
+)
 
-ITEMS = 6  # indices 2 (val) and 5 (heldout) give every split
+ITEMS = 7  # indices 2 (val) and 5 (heldout) give every split; 1 and 6 are festival items, 6 with a tempo change
 
 
 @pytest.fixture(scope="module")
@@ -186,9 +194,13 @@ def test_manifest_and_splits_by_voice(corpus, tmp_path):
     assert calls[-1] == (ITEMS, ITEMS) and len(calls) == ITEMS
     heldout, val = set(data["heldout_speakers"]), set(data["val_speakers"])
     assert heldout and val and not heldout & val
-    # the held-out voices are the dev corpus's for the same seed
+    # the held-out voices are the dev corpus's for the same seed, and a festival voice
     dev = json.loads(build_dev_corpus(tmp_path / "dev", items=1, seed=0).read_text(encoding="utf-8"))
-    assert heldout == set(dev["heldout_speakers"])
+    assert {s for s in heldout if not s.startswith("festival:")} == set(dev["heldout_speakers"])
+    assert any(s.startswith("festival:") for s in heldout)
+    # the tiny corpus has a festival item (item 1, three sentences: one utterance)
+    festival = [item for item in data["items"] if item["synthesizer"] == "festival"]
+    assert festival and festival[0]["speaker"] in data["train_speakers"] and festival[0]["language"] == "en-us"
     splits = speaker_splits(0)
     assert set(splits["heldout"]) == heldout and set(splits["val"]) == val
     assert not (set(splits["train"]) & (heldout | val))
@@ -206,7 +218,42 @@ def test_manifest_and_splits_by_voice(corpus, tmp_path):
         assert isinstance(item["phones_from_transcript"], bool) and set(item["augment"]) >= {"pitch", "tempo"}
     report = data["report"]
     assert report["items"] == ITEMS and report["bytes"] > 0 and report["seconds"] > 0
+    assert report["synthesizers"] == {"espeak-ng": 4, "festival": 2, "flite": 1}
     assert report["hours"] == pytest.approx(sum(i["seconds"] for i in data["items"]) / 3600, abs=1e-4)
+
+
+def test_festival_voices_are_split_by_voice():
+    """Every installed festival voice is in one split: one held out, one for validation (three or
+    more installed), the rest for training; a voice whose person speaks a held-out flite voice is
+    held out too. The plans draw festival items from their split's voices only, and every item no
+    festival voice speaks is the one a corpus without festival has."""
+    voices = {f"festival:{v}" for v in FESTIVAL_VOICES}
+    assert len(voices) >= 3
+    bank = load_sentences()
+    for seed in range(6):
+        splits = speaker_splits(seed)
+        festival = {name: {s for s in speakers if s.startswith("festival:")} for name, speakers in splits.items()}
+        assert set().union(*festival.values()) == voices and sum(map(len, festival.values())) == len(voices)
+        assert len(festival["heldout"]) >= 1 and len(festival["val"]) == 1
+        for voice, twins in SAME_PERSON.items():
+            if voice in voices and set(twins) & set(splits["heldout"]):
+                assert voice in splits["heldout"]
+        without = {name: [s for s in speakers if not s.startswith("festival:")] for name, speakers in splits.items()}
+        counts = {name: 0 for name in splits}
+        for index in range(200):
+            plan = _plan(index, seed, bank, splits)
+            assert plan["speaker"] in splits[plan["split"]]
+            if plan["synthesizer"] == "festival":
+                counts[plan["split"]] += 1
+                assert plan["voice"] == plan["speaker"].split(":", 1)[1] and plan["language"] == "en-us"
+                assert 0.8 <= plan["settings"]["duration_stretch"] <= 1.25
+                assert ("f0_mean" in plan["settings"]) == (festival_voice(plan["voice"]).f0_mean is not None)
+            else:
+                assert plan == _plan(index, seed, bank, without)
+        assert counts["train"] > 10 and counts["val"] + counts["heldout"] > 3, counts
+    # seed 0: ked_diphone (nobody else's voice) is held out; kal_diphone trains, as flite's kal16 does
+    assert speaker_splits(0)["heldout"].count("festival:ked_diphone") == 1
+    assert "festival:kal_diphone" in speaker_splits(0)["train"]
 
 
 def test_items_have_the_contracted_arrays(corpus):

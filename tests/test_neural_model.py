@@ -63,7 +63,7 @@ def window_batch(config: ModelConfig, batch: int = 2, seed: int = 0) -> dict[str
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    """A real training corpus of 4 items (espeak-ng/flite speech, recognition, rig targets): items
+    """A real training corpus of 4 items (espeak-ng/flite/festival speech, recognition, rig targets): items
     0, 1 and 3 train, item 2 validates."""
     out = tmp_path_factory.mktemp("neural-corpus")
     build_train_corpus(out, items=4, seed=0, workers=1)

@@ -1,10 +1,11 @@
-"""Offline speech synthesis with exact phone timings: espeak-ng (any language) and flite (English).
+"""Offline speech synthesis with exact phone timings: espeak-ng (any language), flite and festival (English).
 
 Synthetic speech is the one source of audio whose phone timings are known rather than guessed, so
-it feeds the tests, the lip-sync dev corpus (:mod:`studio.generate.devcorpus`) and later a
-training corpus. Both synthesizers return a :class:`Synthesis`: float32 mono samples at the
-synthesizer's own rate, and contiguous :class:`~studio.audio.phones.Phone` spans in seconds that
-cover the whole signal (pauses and leading/trailing silence are ``SIL`` phones).
+it feeds the tests, the lip-sync dev corpus (:mod:`studio.generate.devcorpus`) and the neural
+model's training corpus (:mod:`studio.generate.neural.corpus`). Every synthesizer returns a
+:class:`Synthesis`: float32 mono samples at the synthesizer's own rate, and contiguous
+:class:`~studio.audio.phones.Phone` spans in seconds that cover the whole signal (pauses and
+leading/trailing silence are ``SIL`` phones).
 
 * **espeak-ng** is driven through ``libespeak-ng.so.1`` with ctypes (synchronous mode, phoneme
   events in IPA, output hooks that mark pause samples). A phone starts at its event's sample
@@ -15,6 +16,10 @@ cover the whole signal (pauses and leading/trailing silence are ``SIL`` phones).
   use holds one module lock, and each synthesis runs in a freshly forked child of a helper
   process, so that the same arguments always give the same samples.
 * **flite** runs its command-line program; its ``-psdur`` output gives each segment's end time.
+* **festival** runs in batch mode on a small Scheme script that prints each segment of the
+  utterance's Segment relation with its end time (:func:`synthesize_festival`); its voices are
+  built from recordings of people (diphone and HTS voices, :data:`FESTIVAL_VOICES`), and its
+  English phone sets map to ARPAbet through :data:`FESTIVAL_PHONE_SETS`.
 * :func:`text_to_ipa` is espeak-ng's grapheme-to-phoneme conversion, word by word, for forced
   alignment of transcripts in any language espeak-ng speaks.
 
@@ -27,6 +32,7 @@ import atexit
 import ctypes
 import ctypes.util
 import difflib
+import functools
 import os
 import pickle
 import re
@@ -44,6 +50,7 @@ import numpy as np
 import soundfile as sf
 
 from studio.audio.phones import (
+    PHONES,
     SILENCE,
     VOWELS,
     Phone,
@@ -55,12 +62,18 @@ from studio.audio.phones import (
 )
 
 __all__ = [
+    "FESTIVAL_PHONE_SETS",
+    "FESTIVAL_VOICES",
     "FLITE_VOICES",
+    "FestivalVoice",
     "Synthesis",
     "SynthesisError",
     "espeak_variants",
     "espeak_voices",
+    "festival_voice",
+    "festival_voices",
     "synthesize_espeak",
+    "synthesize_festival",
     "synthesize_flite",
     "text_to_ipa",
 ]
@@ -75,9 +88,10 @@ class Synthesis:
     """Synthesized speech with the phones that were spoken.
 
     ``samples``: float32, shape (n,), mono in −1…1 at ``sample_rate`` Hz (espeak-ng: 22050;
-    flite: 16000, or 8000 for ``kal``). ``phones``: ARPAbet spans in seconds, contiguous, from 0 to
-    ``duration``. ``events``: the synthesizer's own segments as ``(symbol, start_s)`` — IPA phoneme
-    events for espeak-ng (``""`` is a pause), lower-case ARPAbet for flite — before any correction.
+    flite: 16000, or 8000 for ``kal``; festival: the voice's, 16000 or 32000). ``phones``: ARPAbet
+    spans in seconds, contiguous, from 0 to ``duration``. ``events``: the synthesizer's own
+    segments as ``(symbol, start_s)`` — IPA phoneme events for espeak-ng (``""`` is a pause),
+    lower-case ARPAbet for flite, the voice's phone set for festival — before any correction.
     """
 
     samples: np.ndarray = field(repr=False, compare=False)
@@ -903,7 +917,7 @@ def _flite_utterance(program: str, text: str, voice: str, duration_stretch: floa
             if f0_mean is not None:
                 command += ["--setf", f"int_f0_target_mean={f0_mean:g}"]
             done = subprocess.run([*command, "-f", str(txt), "-o", str(wav)],
-                                  capture_output=True, text=True, timeout=120)
+                                  check=False, capture_output=True, text=True, timeout=120)
         except subprocess.TimeoutExpired:
             raise SynthesisError(f"flite took longer than 120 s on {text[:40]!r}") from None
         if done.returncode != 0 or not wav.exists():
@@ -953,4 +967,267 @@ def _flite_phones(events: list[tuple[str, float]], duration: float) -> list[Phon
     if phones and phones[-1].end < duration:
         last = phones[-1]
         phones[-1] = Phone(last.label, last.start, duration, last.stress)
+    return merge_silences(phones)
+
+
+# --- festival ----------------------------------------------------------------------------------
+
+#: Where festival looks for voices (its ``voice-path``): ``<dir>/<language>/<voice>/festvox/<voice>.scm``.
+FESTIVAL_VOICE_DIRS: tuple[Path, ...] = (Path("/usr/share/festival/voices"), Path("/usr/lib/festival/voices"),
+                                         Path("/usr/local/share/festival/voices"))
+#: Language folders of festival's voice path that hold English voices.
+_FESTIVAL_ENGLISH_DIRS = frozenset({"english", "us", "british", "american", "uk"})
+
+#: Festival's English phone sets → ARPAbet, one entry per phone (a phone mapped to two ARPAbet
+#: phones splits its span evenly). ``radio`` is the American set (CMU lexicon: ``kal_diphone``,
+#: ``ked_diphone``, the CMU ARCTIC HTS and clunits voices): ARPAbet in lower case plus TIMIT's
+#: reduced and syllabic phones. ``mrpa`` is the British set (OALD lexicon: ``rab_diphone``,
+#: ``don_diphone``); its vowels are mapped by what the lips do, as :func:`ipa_to_arpabet` maps
+#: the same IPA vowels (``o`` = LOT /ɒ/ → AO, ``uh`` = STRUT /ʌ/ → AH, ``@@`` = NURSE → ER, the
+#: centring diphthongs to two phones).
+#:
+#: ======  =================================================================================
+#: radio   aa ae ah ao aw ay eh er ey ih iy ow oy uh uw, b ch d dh f g hh jh k l m n ng p r s sh
+#:         t th v w y z zh: the same ARPAbet phone; ax → AH, axr → ER, dx (flap) → D,
+#:         nx → N, el → L, em → M, en → N, hv → HH; pau, h#, brth → SIL
+#: mrpa    uh → AH, e → EH, a → AE, o → AO, i → IH, u → UH, ii → IY, uu → UW, oo → AO, aa → AA,
+#:         @@ → ER, @ → AH, ai → AY, ei → EY, oi → OY, ou → OW, au → AW, i@ → IH AH,
+#:         e@ → EH AH, u@ → UH AH, h → HH, consonants as in ARPAbet; # → SIL
+#: ======  =================================================================================
+FESTIVAL_PHONE_SETS: dict[str, dict[str, tuple[str, ...]]] = {
+    "radio": {
+        **{p.lower(): (p,) for p in ("AA", "AE", "AH", "AO", "AW", "AY", "EH", "ER", "EY", "IH", "IY", "OW", "OY",
+                                     "UH", "UW", "B", "CH", "D", "DH", "F", "G", "HH", "JH", "K", "L", "M", "N",
+                                     "NG", "P", "R", "S", "SH", "T", "TH", "V", "W", "Y", "Z", "ZH")},
+        "ax": ("AH",), "axr": ("ER",), "dx": ("D",), "nx": ("N",), "el": ("L",), "em": ("M",), "en": ("N",),
+        "hv": ("HH",), "pau": (SILENCE,), "h#": (SILENCE,), "brth": (SILENCE,),
+    },
+    "mrpa": {
+        "uh": ("AH",), "e": ("EH",), "a": ("AE",), "o": ("AO",), "i": ("IH",), "u": ("UH",), "ii": ("IY",),
+        "uu": ("UW",), "oo": ("AO",), "aa": ("AA",), "@@": ("ER",), "@": ("AH",), "ai": ("AY",), "ei": ("EY",),
+        "oi": ("OY",), "ou": ("OW",), "au": ("AW",), "i@": ("IH", "AH"), "e@": ("EH", "AH"), "u@": ("UH", "AH"),
+        **{p.lower(): (p,) for p in ("P", "T", "K", "B", "D", "G", "S", "Z", "SH", "ZH", "F", "V", "TH", "DH",
+                                     "CH", "JH", "M", "N", "NG", "L", "Y", "R", "W")},
+        "h": ("HH",), "#": (SILENCE,),
+    },
+}
+assert all(p in PHONES for table in FESTIVAL_PHONE_SETS.values() for phones in table.values() for p in phones)
+
+#: festival's waveform methods whose timing follows ``Duration_Stretch`` (the diphone voices'); HTS
+#: voices take the engine's speed (``-r``) instead. ``f0_mean`` works for the diphone ones, whose
+#: F0 contour is built from linear-regression targets (``int_lr_params``).
+_FESTIVAL_STRETCH_METHODS = ("UniSyn", "Diphone_Synthesize")
+_FESTIVAL_F0_METHODS = ("UniSyn", "Diphone_Synthesize")
+_FESTIVAL_TIMEOUT_S = 120
+
+
+def festival_voices() -> tuple[str, ...]:
+    """The English festival voices installed here (``kal_diphone``, ``cmu_us_slt_arctic_hts``, …), sorted;
+    empty without the ``festival`` program. Found as festival finds them: a voice is a folder
+    ``<voice dir>/<language>/<voice>/festvox/<voice>.scm`` of :data:`FESTIVAL_VOICE_DIRS`."""
+    if shutil.which("festival") is None:
+        return ()
+    found = set()
+    for root in FESTIVAL_VOICE_DIRS:
+        for language in _FESTIVAL_ENGLISH_DIRS:
+            folder = root / language
+            if folder.is_dir():
+                found |= {v.name for v in folder.iterdir() if (v / "festvox" / f"{v.name}.scm").is_file()}
+    return tuple(sorted(found))
+
+
+#: The English festival voices installed when this module was imported (:func:`festival_voices`):
+#: with the Debian/Ubuntu packages festvox-kallpc16k, festvox-kdlpc16k and festvox-us-slt-hts,
+#: ``cmu_us_slt_arctic_hts``, ``kal_diphone``, ``ked_diphone``.
+FESTIVAL_VOICES: tuple[str, ...] = festival_voices()
+
+
+@dataclass(frozen=True)
+class FestivalVoice:
+    """What a festival voice is: its phone set (a key of :data:`FESTIVAL_PHONE_SETS`), its waveform
+    method (``UniSyn``/``Diphone_Synthesize`` for diphone voices, ``HTS``, ``Clunits``) and its mean
+    F0 in Hz where ``f0_mean`` can change it (``None``: the voice's pitch is fixed)."""
+
+    name: str
+    phone_set: str
+    method: str
+    f0_mean: float | None
+
+
+@functools.cache
+def festival_voice(voice: str) -> FestivalVoice:
+    """The :class:`FestivalVoice` of an installed voice (festival is asked once per voice)."""
+    info = _festival_report(_run_festival(voice, ""))
+    f0 = info.get("f0", "nil")
+    return FestivalVoice(voice, info["phoneset"], info["method"], None if f0 == "nil" else float(f0))
+
+
+def synthesize_festival(text: str, voice: str = "kal_diphone", *, duration_stretch: float = 1.0,
+                        f0_mean: float | None = None) -> Synthesis:
+    """Speak ``text`` (English) with a festival voice; phones from festival's own Segment relation.
+
+    festival runs in batch mode on a small Scheme script that selects ``voice``, synthesizes the
+    whole text as one utterance (so the segment times run on across its sentences, unlike
+    flite's), saves the wave and prints every segment's name, end time and syllable stress. The
+    times are the synthesis's own: a diphone voice (``kal_diphone``, ``ked_diphone``) places its
+    diphones at the segment times it was given, an HTS voice (``cmu_us_slt_arctic_hts``) writes back
+    the durations its engine generated (whole 5 ms frames). Labels are mapped with
+    :data:`FESTIVAL_PHONE_SETS` for the voice's phone set; vowels keep festival's stress (0 or 1).
+    The last segment is cut or stretched to the audio's end (diphone voices write up to ~30 ms
+    more trailing pause than they print). The times are used as festival gives them: measured on
+    the English sentence bank, every P after a vowel holds its closure (30 dB below the loud
+    frames), which starts 14…27 ms (median per voice, at most ~50 ms) after the P's start, as a
+    vowel's last pitch periods ring on (flite's ``slt``: 23 ms).
+
+    ``duration_stretch`` > 1 speaks slower (0.5…2: festival's ``Duration_Stretch`` on top of the
+    voice's own, or the HTS engine's speed ``1 / duration_stretch``). ``f0_mean`` sets the mean
+    pitch in Hz (50…400) of a voice that has F0 targets (the diphone voices: their standard
+    deviation is scaled with it); other voices (HTS) raise :class:`SynthesisError` for it. Samples are
+    at the voice's own rate (16 kHz for the diphone voices, 32 kHz for ``cmu_us_slt_arctic_hts``).
+    """
+    if not text or not text.strip():
+        raise SynthesisError("cannot synthesize empty text")
+    if not 0.5 <= duration_stretch <= 2.0:
+        raise SynthesisError(f"duration_stretch must be 0.5…2, got {duration_stretch}")
+    if f0_mean is not None and not 50 <= f0_mean <= 400:
+        raise SynthesisError(f"f0_mean must be 50…400 Hz, got {f0_mean}")
+    spoken = _festival_text(text)
+    if not spoken.strip():
+        raise SynthesisError(f"festival cannot speak {text[:40]!r}: no English letters")
+    with tempfile.TemporaryDirectory(prefix="festival-") as tmp:
+        wav = Path(tmp) / "out.wav"
+        stdout = _run_festival(voice, _festival_script(spoken, wav, duration_stretch, f0_mean))
+        if not wav.exists():
+            raise SynthesisError(f"festival wrote no audio for {text[:40]!r} with {voice}")
+        samples, sample_rate = sf.read(str(wav), dtype="float32", always_2d=True)
+    info = _festival_report(stdout)
+    if "refused" in info:
+        raise SynthesisError(f"festival voice {voice!r} ({info.get('method')}) {info['refused']}")
+    table = FESTIVAL_PHONE_SETS.get(info.get("phoneset", ""))
+    if table is None:
+        raise SynthesisError(f"festival voice {voice!r} uses the phone set {info.get('phoneset')!r}, "
+                             f"which has no ARPAbet table (known: {', '.join(FESTIVAL_PHONE_SETS)})")
+    segments = []
+    for line in stdout.splitlines():
+        if line.startswith("SEG "):
+            _, name, end, stress = line.split()
+            segments.append((name, float(end), int(stress) if stress.isdigit() else 0))
+    if not segments:
+        raise SynthesisError(f"festival printed no segments for {text[:40]!r} with {voice}")
+    samples = samples.mean(axis=1).astype(np.float32)
+    phones = _festival_phones(segments, len(samples) / sample_rate, table, voice)
+    starts = [(name, a) for (name, _, _), a in zip(segments, [0.0] + [end for _, end, _ in segments[:-1]])]
+    validate_phones(phones, f"festival phones of {text!r}")
+    return Synthesis(samples, int(sample_rate), phones, text, voice, "festival", starts)
+
+
+def _festival_script(text: str, wav: Path, duration_stretch: float, f0_mean: float | None) -> str:
+    """The Scheme that follows the voice's selection: speed, pitch, synthesis of ``text`` as one
+    utterance, the wave saved to ``wav``, and a ``SEG name end stress`` line per segment (stress:
+    the syllable's, for vowels; 0 for the others). A setting the voice cannot take prints
+    ``STUDIO refused …``."""
+    stretch_methods = _scheme_list(_FESTIVAL_STRETCH_METHODS)
+    f0_methods = _scheme_list(_FESTIVAL_F0_METHODS)
+    return f"""
+(set! studio::method (Parameter.get 'Synth_Method))
+(set! studio::stretch {float(duration_stretch)!r})
+(set! studio::f0 {"nil" if f0_mean is None else repr(float(f0_mean))})
+(if (not (equal? studio::stretch 1.0))
+    (cond
+     ((string-equal studio::method "HTS")
+      (set! hts_engine_params (cons (list "-r" (/ 1.0 studio::stretch)) hts_engine_params)))
+     ((member_string studio::method {stretch_methods})
+      (Parameter.set 'Duration_Stretch (* studio::stretch (or (Parameter.get 'Duration_Stretch) 1.0))))
+     (t (format t "STUDIO refused cannot change its speed\\n"))))
+(if studio::f0
+    (if (member_string studio::method {f0_methods})
+        (let ((mean (car (cdr (assq 'target_f0_mean int_lr_params))))
+              (std (car (cdr (assq 'target_f0_std int_lr_params)))))
+          (set! int_lr_params
+                (list (list 'target_f0_mean studio::f0) (list 'target_f0_std (* std (/ studio::f0 mean)))
+                      (assq 'model_f0_mean int_lr_params) (assq 'model_f0_std int_lr_params))))
+        (format t "STUDIO refused has no pitch control (f0_mean)\\n")))
+(set! studio::utt (Utterance Text {_scheme_string(text)}))
+(utt.synth studio::utt)
+(utt.save.wave studio::utt {_scheme_string(str(wav))} 'riff)
+(mapcar
+ (lambda (s)
+   (format t "SEG %s %f %s\\n" (item.name s) (item.feat s "end")
+           (if (string-equal (item.feat s "ph_vc") "+") (item.feat s "R:SylStructure.parent.stress") 0)))
+ (utt.relation.items studio::utt 'Segment))
+"""
+
+
+def _run_festival(voice: str, script: str) -> str:
+    """Run festival on ``(voice_<voice>)``, a report of the voice, then ``script``; its stdout."""
+    if voice not in festival_voices():
+        installed = festival_voices()
+        if shutil.which("festival") is None:
+            raise SynthesisError("festival is not installed (no 'festival' program on PATH)")
+        raise SynthesisError(f"festival has no English voice {voice!r} (installed: "
+                             f"{', '.join(installed) or 'none; install e.g. festvox-kallpc16k'})")
+    head = f"""(voice_{voice})
+(format t "STUDIO phoneset %s\\n" (Param.get 'PhoneSet))
+(format t "STUDIO method %s\\n" (Parameter.get 'Synth_Method))
+(format t "STUDIO f0 %s\\n" (if (member_string (Parameter.get 'Synth_Method) {_scheme_list(_FESTIVAL_F0_METHODS)})
+                               (car (cdr (assq 'target_f0_mean int_lr_params))) "nil"))
+"""
+    with tempfile.TemporaryDirectory(prefix="festival-") as tmp:
+        path = Path(tmp) / "script.scm"
+        path.write_text(head + script, encoding="ascii")
+        try:
+            done = subprocess.run(["festival", "--batch", str(path)], check=False, capture_output=True, text=True,
+                                  timeout=_FESTIVAL_TIMEOUT_S, cwd=tmp)
+        except subprocess.TimeoutExpired:
+            raise SynthesisError(f"festival took longer than {_FESTIVAL_TIMEOUT_S} s with {voice}") from None
+    # festival exits 0 after some failures: a Scheme error or HTS segments that did not match.
+    problem = next((line for line in done.stderr.splitlines() if "SIOD ERROR" in line or "mismatch" in line), None)
+    if done.returncode != 0 or problem:
+        raise SynthesisError(f"festival failed with {voice} (exit {done.returncode}): "
+                             f"{(problem or done.stderr.strip())[:300]}")
+    return done.stdout
+
+
+def _festival_report(stdout: str) -> dict[str, str]:
+    """``{key: value}`` of the ``STUDIO key value`` lines festival printed."""
+    return dict(line.split(" ", 2)[1:] for line in stdout.splitlines() if line.startswith("STUDIO "))
+
+
+def _scheme_string(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _scheme_list(names: tuple[str, ...]) -> str:
+    """A quoted Scheme list of strings: ``'("a" "b")``."""
+    return "'(" + " ".join(_scheme_string(n) for n in names) + ")"
+
+
+_ASCII_PUNCTUATION = str.maketrans({"’": "'", "‘": "'", "“": '"', "”": '"', "–": "-", "—": ", ", "…": "..."})
+
+
+def _festival_text(text: str) -> str:
+    """``text`` as the ASCII festival reads: typographic punctuation replaced, accents dropped,
+    other non-ASCII characters and control characters removed, whitespace collapsed."""
+    plain = unicodedata.normalize("NFKD", text.translate(_ASCII_PUNCTUATION))
+    plain = "".join(ch for ch in plain if ch.isascii() and (ch.isprintable() or ch.isspace()))
+    return " ".join(plain.split())
+
+
+def _festival_phones(segments: list[tuple[str, float, int]], duration: float,
+                     table: dict[str, tuple[str, ...]], voice: str) -> list[Phone]:
+    """Contiguous ARPAbet phones from festival's ``(name, end, stress)`` segments; the last one ends
+    with the audio."""
+    phones: list[Phone] = []
+    start = 0.0
+    for k, (name, end, stress) in enumerate(segments):
+        end = duration if k == len(segments) - 1 else min(end, duration)
+        if end <= start:
+            continue
+        labels = table.get(name)
+        if labels is None:
+            raise SynthesisError(f"festival voice {voice!r}: segment {name!r} is not in its phone set's table")
+        edges = np.linspace(start, end, len(labels) + 1)
+        for label, a, b in zip(labels, edges[:-1], edges[1:]):
+            phones.append(Phone(label, float(a), float(b), min(stress, 2) if label in VOWELS else 0))
+        start = end
     return merge_silences(phones)

@@ -41,6 +41,7 @@ from studio.audio.synth import (
     Synthesis,
     espeak_variants,
     synthesize_espeak,
+    synthesize_festival,
     synthesize_flite,
 )
 from studio.generate.pipeline import Cancelled
@@ -239,10 +240,12 @@ def _make_item(out: Path, plan: dict) -> tuple[dict, bool]:
 
 def synthesize_plan(plan: dict) -> Synthesis:
     """Speaks an item's drawn plan (synthesizer, voice, text, settings); shared with the neural
-    model's training corpus, which draws its items the same way."""
+    model's training corpus, which draws its items the same way (and also speaks with festival)."""
     settings = plan["settings"]
     if plan["synthesizer"] == "flite":
         return synthesize_flite(plan["text"], plan["voice"], **settings)
+    if plan["synthesizer"] == "festival":
+        return synthesize_festival(plan["text"], plan["voice"], **settings)
     return synthesize_espeak(plan["text"], plan["voice"], **settings)
 
 

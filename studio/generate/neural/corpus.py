@@ -6,9 +6,12 @@ validation. Each item is made like this:
 
 1. **Speech** with exact phone timings, from the dev corpus's machinery
    (:mod:`studio.generate.devcorpus`): espeak-ng in eight languages and ~70 voice variants with
-   random rate, pitch and pitch range, or one of flite's English voices, saying one to three
-   sentences of the bundled sentence bank (flite one sentence at a time: :func:`_speak`), with
-   random leading and trailing silence.
+   random rate, pitch and pitch range, one of flite's English voices, or (15 % of the items) one
+   of the English festival voices installed (:data:`~studio.audio.synth.FESTIVAL_VOICES`: the
+   diphone voices ``kal_diphone`` and ``ked_diphone`` and the HTS voice
+   ``cmu_us_slt_arctic_hts``, all built from recordings of a person) with a random speed and, for
+   the diphone voices, mean pitch; saying one to three sentences of the bundled sentence bank
+   (flite one sentence at a time: :func:`_speak`), with random leading and trailing silence.
 2. **Pitch and tempo** (:func:`change_pitch_and_tempo`): resampling by the pitch factor, then
    WSOLA time-scaling to the tempo; the true phone times are divided by the tempo.
 3. **The target** (``motion``): the rig (:func:`studio.generate.pipeline.phones_motion`, the same
@@ -35,14 +38,22 @@ validation. Each item is made like this:
    produce the same motion whatever face it is given.
 
 **Splits by voice.** Speakers are the dev corpus's (an espeak-ng variant in any language, or a
-flite voice). Its held-out speakers for the same seed (:func:`speaker_splits`) are this corpus's
-``heldout`` split, a few other speakers (:data:`VAL_SHARE` of the espeak-ng variants and one flite
-voice) are ``val`` (checkpoint selection), and no item of ``train`` speaks with either. Items
-``i % 10 == 2`` are ``val``, ``i % 10 == 5`` ``heldout``, the rest ``train``.
+flite voice) and the festival voices. The dev corpus's held-out speakers for the same seed
+(:func:`speaker_splits`) and one festival voice are this corpus's ``heldout`` split, a few other
+speakers (:data:`VAL_SHARE` of the espeak-ng variants, one flite voice and, with three or more
+installed, one festival voice) are ``val`` (checkpoint selection), and no item of ``train``
+speaks with either. A festival voice recorded by the same person as a flite voice
+(:data:`SAME_PERSON`) is held out with it, and the held-out festival voice is preferably one
+whose person is in no training voice. Items ``i % 10 == 2`` are ``val``, ``i % 10 == 5``
+``heldout``, the rest ``train``. With the three festival voices above and seed 0, 2000 items are
+1361 espeak-ng, 336 flite and 303 festival items (244 train ``kal_diphone``, 30 val
+``cmu_us_slt_arctic_hts``, 29 held-out ``ked_diphone``).
 
 **Determinism and resuming.** Everything item ``i`` is made of is drawn from
-``numpy.random.default_rng([seed, i, 7])`` (the 7 keeps the draws apart from the dev corpus's), so
-an item depends only on the seed and its index, a bigger corpus starts with the smaller one, and
+``numpy.random.default_rng([seed, i, 7])`` (the 7 keeps the draws apart from the dev corpus's), or
+for the items a festival voice speaks from ``default_rng([seed, i, 7, 1])`` (so every other item is
+the one a build without festival makes). An item depends only on the seed, its index and the
+festival voices installed; a bigger corpus starts with the smaller one, and
 the same seed gives the same files byte for byte (the npz files are written with fixed zip
 timestamps). Beside each npz an ``items/<id>.json`` holds the plan it was built from and the
 npz's SHA-256; written last, it marks the item complete: an item whose plan and file are intact
@@ -92,7 +103,14 @@ from scipy.signal import butter, fftconvolve, istft, resample_poly, sosfiltfilt,
 from studio.audio.decode import Audio
 from studio.audio.features import compute_features
 from studio.audio.phones import PHONES, Phone, merge_silences
-from studio.audio.synth import FLITE_VOICES, Synthesis, espeak_variants
+from studio.audio.synth import (
+    FESTIVAL_PHONE_SETS,
+    FESTIVAL_VOICES,
+    FLITE_VOICES,
+    Synthesis,
+    espeak_variants,
+    festival_voice,
+)
 from studio.core.document import (
     CONDITION_CHANNELS,
     EMOTIONS,
@@ -139,6 +157,17 @@ ITEM_KEYS = ("inputs", "motion", "conditions", "canonical", "phone_labels", "pho
 VAL_SHARE = 0.08
 _STREAM = 7  # third entry of every item's seed sequence: not the dev corpus's draws
 _FLITE_SHARE = 0.2
+#: Share of the items spoken by a festival voice (where the item's split has one), drawn apart
+#: (stream :data:`_FESTIVAL_STREAM`) so that the other items stay what they were without festival.
+_FESTIVAL_SHARE = 0.15
+_FESTIVAL_STREAM = 1
+#: festival voices recorded by the same person as flite voices (flite's kal and kal16 are built from
+#: the kal diphones; its slt and festival's HTS slt from CMU ARCTIC slt): a split keeps them together
+#: where it can (see :func:`_festival_splits`).
+SAME_PERSON: dict[str, tuple[str, ...]] = {
+    "festival:kal_diphone": ("flite:kal", "flite:kal16"),
+    "festival:cmu_us_slt_arctic_hts": ("flite:slt",),
+}
 #: Items that try to align their phones to the transcript. Alignment of fast or degraded speech
 #: often fails and falls back to recognition, as it would at run time (in a 120-item build, 16 of
 #: 30 tries at a share of 0.25 worked), so about 20 % of the items end up aligned.
@@ -155,9 +184,10 @@ class CorpusError(ValueError):
 def speaker_splits(seed: int = 0) -> dict[str, list[str]]:
     """``{"train": […], "val": […], "heldout": […]}`` speakers for ``seed``.
 
-    ``heldout`` is exactly the dev corpus's held-out set for the same seed (same speaker list,
-    same hash); ``val`` takes the first :data:`VAL_SHARE` of the remaining espeak-ng variants and
-    one remaining flite voice, ranked by another seeded hash.
+    The espeak-ng and flite speakers of ``heldout`` are exactly the dev corpus's held-out set for
+    the same seed (same speaker list, same hash); ``val`` takes the first :data:`VAL_SHARE` of the
+    remaining espeak-ng variants and one remaining flite voice, ranked by another seeded hash.
+    festival voices (which the dev corpus does not use) are split by :func:`_festival_splits`.
     """
     available = set(espeak_variants()) | {"default"}
     speakers = [f"espeak-ng+{v}" for v in ESPEAK_VARIANTS if v in available] + [f"flite:{v}" for v in FLITE_VOICES]
@@ -167,8 +197,34 @@ def speaker_splits(seed: int = 0) -> dict[str, list[str]]:
     espeak = [s for s in rest if s.startswith("espeak-ng+")]
     flite = [s for s in rest if s.startswith("flite:")]
     val = set(espeak[:max(1, round(VAL_SHARE * len(espeak)))]) | set(flite[:1])
-    return {"train": [s for s in speakers if s not in heldout and s not in val],
-            "val": sorted(val), "heldout": sorted(heldout)}
+    train = [s for s in speakers if s not in heldout and s not in val]
+    festival = _festival_splits(seed, heldout, set(train))
+    return {"train": train + festival["train"], "val": sorted(val | set(festival["val"])),
+            "heldout": sorted(heldout | set(festival["heldout"]))}
+
+
+def _festival_splits(seed: int, heldout: set[str], train: set[str]) -> dict[str, list[str]]:
+    """The installed festival voices split by voice: one held out, one for validation when there
+    are three or more, the rest for training (none installed: all empty). Voices whose phone set
+    has no ARPAbet table (:data:`~studio.audio.synth.FESTIVAL_PHONE_SETS`) are left out.
+
+    A festival voice recorded by the same person as a flite voice (:data:`SAME_PERSON`) is held
+    out when that flite voice is; otherwise the voices are ranked by a seeded hash and the held-out
+    (then the validation) voice is the first one whose person speaks in no flite voice of
+    ``train``, or the first one when every voice has such a twin.
+    """
+    voices = [f"festival:{v}" for v in FESTIVAL_VOICES if festival_voice(v).phone_set in FESTIVAL_PHONE_SETS]
+    ranked = sorted(voices, key=lambda s: hashlib.sha256(f"{seed}:festival:{s}".encode()).hexdigest())
+
+    def first_new(candidates: list[str]) -> str:
+        return next((s for s in candidates if not set(SAME_PERSON.get(s, ())) & train), candidates[0])
+
+    out = {s for s in voices if set(SAME_PERSON.get(s, ())) & heldout}
+    if ranked and not out:
+        out.add(first_new(ranked))
+    rest = [s for s in ranked if s not in out]
+    val = {first_new(rest)} if len(voices) >= 3 and rest else set()
+    return {"train": sorted(set(rest) - val), "val": sorted(val), "heldout": sorted(out)}
 
 
 def _split_of(index: int) -> str:
@@ -180,16 +236,29 @@ def _uniform(rng: np.random.Generator, low: float, high: float, digits: int = 3)
 
 
 def _plan(index: int, seed: int, bank: dict[str, list[str]], splits: dict[str, list[str]]) -> dict:
-    """Everything item ``index`` is made from, drawn from ``default_rng([seed, index, 7])``."""
-    rng = np.random.default_rng([seed, index, _STREAM])
+    """Everything item ``index`` is made from, drawn from ``default_rng([seed, index, 7])`` — or,
+    for the :data:`_FESTIVAL_SHARE` of the items that a festival voice speaks, from
+    ``default_rng([seed, index, 7, 1])``, whose first draw makes that choice. The items spoken by
+    espeak-ng and flite are therefore the ones a corpus without festival has, byte for byte."""
     split = _split_of(index)
     pool = splits[split]
+    festival = [s for s in pool if s.startswith("festival:")]
+    side = np.random.default_rng([seed, index, _STREAM, _FESTIVAL_STREAM])
+    if festival and "en" in bank and side.random() < _FESTIVAL_SHARE:
+        speaker = festival[side.integers(len(festival))]
+        voice = speaker.split(":", 1)[1]
+        settings: dict = {"duration_stretch": _uniform(side, 0.8, 1.25)}
+        default_f0 = festival_voice(voice).f0_mean
+        if default_f0 is not None:  # the diphone voices; HTS voices change pitch only by augmentation
+            settings["f0_mean"] = round(default_f0 * 2 ** (float(side.uniform(-4, 4)) / 12), 1)
+        return _item_plan(side, index, split, bank, speaker, "festival", voice, "en", "en-us", settings)
+    rng = np.random.default_rng([seed, index, _STREAM])
     flite = [s for s in pool if s.startswith("flite:")]
     if flite and "en" in bank and rng.random() < _FLITE_SHARE:
         speaker = flite[rng.integers(len(flite))]
         synthesizer, language, voice = "flite", "en", speaker.split(":", 1)[1]
         espeak_language = "en-us"
-        settings: dict = {"duration_stretch": _uniform(rng, 0.8, 1.25)}
+        settings = {"duration_stretch": _uniform(rng, 0.8, 1.25)}
     else:
         espeak = [s for s in pool if s.startswith("espeak-ng+")]
         speaker = espeak[rng.integers(len(espeak))]
@@ -203,6 +272,13 @@ def _plan(index: int, seed: int, bank: dict[str, list[str]], splits: dict[str, l
         settings = {"rate": int(rng.integers(120, 261)), "pitch": int(rng.integers(20, 81)),
                     "pitch_range": int(rng.integers(20, 96)),
                     "word_gap": int(rng.integers(1, 4)) if rng.random() < 0.15 else 0}
+    return _item_plan(rng, index, split, bank, speaker, synthesizer, voice, language, espeak_language, settings)
+
+
+def _item_plan(rng: np.random.Generator, index: int, split: str, bank: dict[str, list[str]], speaker: str,
+               synthesizer: str, voice: str, language: str, espeak_language: str, settings: dict) -> dict:
+    """The rest of an item's plan once its voice is drawn: sentences, padding, augmentation,
+    transcript use, style and identity seeds."""
     bank_sentences = bank[language]
     count = min(int(rng.integers(1, 4)), len(bank_sentences))
     sentences = [bank_sentences[i] for i in rng.choice(len(bank_sentences), size=count, replace=False)]
@@ -540,9 +616,10 @@ def _refresh_inputs(npz: Path, record: Path, plan: dict, entry: dict) -> dict:
 
 
 def _speak(plan: dict) -> Synthesis:
-    """The plan's sentences spoken. espeak-ng says them in one go; flite restarts its segment
-    times at every sentence of a text (its phones of a longer text would be wrong), so it says
-    them one by one and the parts are joined."""
+    """The plan's sentences spoken. espeak-ng and festival (one utterance, times running on across
+    its sentences) say them in one go; flite restarts its segment times at every sentence of a
+    text (its phones of a longer text would be wrong), so it says them one by one and the parts
+    are joined."""
     if plan["synthesizer"] != "flite" or len(plan["sentences"]) == 1:
         return synthesize_plan(plan)
     parts = [synthesize_plan({**plan, "text": sentence}) for sentence in plan["sentences"]]
@@ -614,7 +691,8 @@ def build_train_corpus(
     ``progress(done, total)`` is called after each item. When ``cancel()`` returns True the build
     stops after the items in flight and raises :class:`~studio.generate.pipeline.Cancelled` (the
     finished items stay and the next build keeps them). The manifest's ``report`` gives the size
-    (items, hours of audio, bytes of the item files) and the wall time of this build.
+    (items, hours of audio, bytes of the item files, items per synthesizer) and the wall time of
+    this build.
     """
     if items < 1:
         raise ValueError(f"items must be ≥ 1, got {items}")
@@ -637,7 +715,9 @@ def build_train_corpus(
         "report": {"items": items, "hours": round(sum(e["seconds"] for e in entries) / 3600, 4), "bytes": size,
                    "seconds": round(time.perf_counter() - started, 2), "built": done["built"], "kept": done["kept"],
                    "refreshed": done["refreshed"],
-                   "workers": workers, "phones_from_transcript": sum(e["phones_from_transcript"] for e in entries)},
+                   "workers": workers, "phones_from_transcript": sum(e["phones_from_transcript"] for e in entries),
+                   "synthesizers": {name: sum(p["synthesizer"] == name for p in plans)
+                                    for name in sorted({p["synthesizer"] for p in plans})}},
     }
     path = out / "manifest.json"
     write_json(path, manifest)
