@@ -1,0 +1,72 @@
+"""Turn the recorded speech in pocketsphinx's source distribution into a lip-sync eval corpus.
+
+The speech the neural model and the rig are measured on must include real voices; none ship with
+the installed packages, but pocketsphinx's *source* distribution (PyPI sdist, BSD licence) carries
+five LibriVox recordings (public domain, "Sense and Sensibility", one female reader, 16 kHz, 24.7 s)
+with transcripts and pocketsphinx's own phone alignment of each (``*.phone.json``). This script
+writes them as a corpus that ``studio eval lipsync --corpus`` and ``studio eval controls`` read::
+
+    # pocketsphinx-5.0.4.tar.gz from https://pypi.org/project/pocketsphinx/5.0.4/#files
+    tar xzf pocketsphinx-5.0.4.tar.gz
+    python tools/real_speech_corpus.py pocketsphinx-5.0.4 /tmp/real
+    studio eval lipsync --corpus /tmp/real/manifest.json --generator neural
+
+The reference phones are an alignment (pocketsphinx's, not ours), not a synthesizer's exact
+timings: good to a frame or so, which is what the 25 fps metrics resolve.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import soundfile
+
+from studio.audio.phones import PHONES, SILENCE, Phone
+from studio.audio.reference import write_phones_json
+
+ITEMS = ("0870", "0880", "0890", "0920", "0930")
+_FILLERS = {"SIL", "+NSN+", "+SPN+", "+BREATH+", "+COUGH+", "+UM+", "+UH+"}
+
+
+def _phones(alignment: dict) -> list[Phone]:
+    phones = []
+    for word in alignment["w"]:
+        for seg in word["w"]:
+            label = seg["t"].upper()
+            label = SILENCE if label in _FILLERS or label not in PHONES else label
+            phones.append(Phone(label, round(seg["b"], 3), round(seg["b"] + seg["d"], 3)))
+    return phones
+
+
+def main(source: Path, out: Path) -> int:
+    folder = source / "test" / "data" / "librivox"
+    if not folder.is_dir():
+        print(f"{folder}: not found (give the unpacked pocketsphinx source folder)", file=sys.stderr)
+        return 2
+    out.mkdir(parents=True, exist_ok=True)
+    items = []
+    for name in ITEMS:
+        base = folder / f"sense_and_sensibility_01_austen_64kb-{name}"
+        shutil.copyfile(base.with_suffix(".wav"), out / f"{name}.wav")
+        write_phones_json(_phones(json.loads(base.with_suffix(".phone.json").read_text())), out / f"{name}.phones.json")
+        (out / f"{name}.txt").write_text(base.with_suffix(".txt").read_text().strip() + "\n", encoding="utf-8")
+        items.append({"id": name, "audio": f"{name}.wav", "phones": f"{name}.phones.json", "transcript": f"{name}.txt",
+                      "synthesizer": "recorded", "speaker": "librivox-austen", "voice": "librivox",
+                      "language": "en-us", "split": "heldout", "settings": {}, "padding": [0.0, 0.0],
+                      "duration": soundfile.info(out / f"{name}.wav").duration})
+    manifest = {"version": 1, "corpus": "librivox (pocketsphinx test data)", "seed": None, "sample_rate": 16000,
+                "speakers": ["librivox-austen"], "heldout_speakers": ["librivox-austen"],
+                "audio_seconds": sum(i["duration"] for i in items), "items": items}
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=1), encoding="utf-8")
+    print(f"wrote {out / 'manifest.json'}: {len(items)} recordings, {manifest['audio_seconds']:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3:
+        print(__doc__.split("::")[1].split("\n\n")[0], file=sys.stderr)
+        sys.exit(2)
+    sys.exit(main(Path(sys.argv[1]), Path(sys.argv[2])))
