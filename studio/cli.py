@@ -24,8 +24,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
+
+# `studio` with no command opens the window: its numpy work is per frame on small matrices while
+# jobs run in other processes on the same cores, where OpenBLAS's worker threads cost more than
+# they save (deforming a FLAME head took 16 ms a frame instead of 1.3 ms beside a busy job).
+# OpenBLAS reads this once, when numpy loads, so it is set before that.
+if len(sys.argv) == 1 and Path(sys.argv[0]).name in ("studio", "cli.py"):
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np
 

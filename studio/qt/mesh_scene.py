@@ -11,6 +11,13 @@ viewport in the window's.
 
 Views: ``"front"`` looks at the face (the mesh's own face frame gives front and up), and
 ``"turntable"`` swings the camera around the head once over the clip.
+
+Per frame only the vertex positions change: :meth:`MeshScene.set_vertices` writes the new corner
+positions and normals straight into the mesh's vertex buffers (vispy's ``set_data`` would rebuild
+the mesh data, recompute the normals and the wireframe's barycentric coordinates, and recompile
+the shaders — 10 ms and more per frame with software OpenGL). :meth:`MeshScene.render_rgba`
+renders into a framebuffer kept for its size, at the canvas's size or smaller (the 3D viewport
+draws smaller while the head moves).
 """
 
 from __future__ import annotations
@@ -109,6 +116,8 @@ class MeshScene:
         self.markers.set_data(v[:1])  # vispy needs data to compute bounds, shown or not
         self.markers.visible = False
         self.markers.set_gl_state("translucent", depth_test=False)  # keypoints show through the face
+        self._framebuffers: dict[tuple[int, int], object] = {}  # by (width, height), the latest two
+        self._set_topology(len(v))
         self.textured = texture is not None and uv is not None
         if self.textured:
             tex = np.ascontiguousarray(texture[::-1])  # image rows top-down → GL bottom-up
@@ -122,11 +131,33 @@ class MeshScene:
         if self.textured:
             raise ValueError("a textured scene keeps its mesh: make a new MeshScene for another one")
         self.faces = np.ascontiguousarray(faces, dtype=np.uint32)
-        self.set_vertices(vertices)
+        v = np.ascontiguousarray(vertices, dtype=np.float32)
+        self._set_topology(len(v))
+        self.mesh.set_data(vertices=v, faces=self.faces, color=self.mesh.color)
+
+    def _set_topology(self, num_vertices: int) -> None:
+        """After new faces: the next :meth:`set_vertices` goes through vispy's ``set_data``."""
+        self._num_vertices = num_vertices
+        self._corners = self.faces.ravel().astype(np.intp)  # the vertex of each triangle corner
+        self._incidence = None  # vertices × faces, built on the first fast frame
+        self._drawn = False  # vispy has not drawn the last ``set_data`` yet: its buffers are not final
 
     def set_vertices(self, vertices: np.ndarray) -> None:
-        self.mesh.set_data(vertices=np.ascontiguousarray(vertices, dtype=np.float32), faces=self.faces,
-                           color=self.mesh.color)
+        """New positions (V, 3) of the same mesh. Once vispy has drawn the mesh, only the corner
+        positions and the vertex normals are computed (vectorized) and written into its vertex
+        buffers; the first frame of a mesh goes through vispy's ``set_data``."""
+        v = np.ascontiguousarray(vertices, dtype=np.float32)
+        buffers = _mesh_buffers(self.mesh, self.shading)
+        if not self._drawn or buffers is None or len(v) != self._num_vertices:
+            self._set_topology(len(v))
+            self.mesh.set_data(vertices=v, faces=self.faces, color=self.mesh.color)
+            return
+        positions, normals = buffers
+        if self._incidence is None:
+            self._incidence = face_incidence(self.faces, len(v))
+        positions.set_data(v[self._corners])
+        normals.set_data(vertex_normals(v, self.faces, self._incidence)[self._corners])
+        self.mesh.update()
 
     def set_shading(self, shading: str) -> None:
         """``"smooth"``, ``"flat"`` or ``"wireframe"``, on the fly."""
@@ -199,9 +230,44 @@ class MeshScene:
         self.shading.light_dir = tuple(-(d + 0.45 * camera.up + 0.35 * right))
         self._camera = camera
 
-    def render(self) -> np.ndarray:
-        """The current picture as H × W × 3 uint8 RGB."""
-        return np.ascontiguousarray(self.canvas.render(alpha=False)[..., :3])
+    def render(self, size: tuple[int, int] | None = None) -> np.ndarray:
+        """The current picture as H × W × 3 uint8 RGB (``size``: see :meth:`render_rgba`)."""
+        return np.ascontiguousarray(self.render_rgba(size)[..., :3])
+
+    def render_rgba(self, size: tuple[int, int] | None = None) -> np.ndarray:
+        """The current picture as H × W × 4 uint8 RGBA, top row first, C-contiguous: the whole
+        canvas rendered ``size`` (width, height) pixels large — by default its physical size; a
+        smaller picture is the same view with fewer pixels (vispy scales the keypoint markers with
+        it). The framebuffers of the latest two sizes are kept."""
+        canvas = self.canvas
+        physical = tuple(int(n) for n in canvas.physical_size)
+        size = physical if size is None else (max(int(size[0]), 1), max(int(size[1]), 1))
+        framebuffer = self._framebuffer(size)
+        canvas.set_current()
+        canvas.push_fbo(framebuffer, (0, 0), physical)
+        try:
+            if size != physical:
+                # vispy maps the canvas onto a framebuffer of the region's own size: map it onto this one
+                canvas.transforms.configure(viewport=(0, 0, *size), fbo_size=size, fbo_rect=(0, 0, *physical))
+            canvas.context.clear(color=canvas.bgcolor, depth=True)
+            canvas.draw_visual(canvas.scene)
+            pixels = framebuffer.read(alpha=True)  # bottom row first, as a flipped view
+        finally:
+            canvas.pop_fbo()
+        self._drawn = True
+        return np.ascontiguousarray(pixels)
+
+    def _framebuffer(self, size: tuple[int, int]):
+        from vispy import gloo
+
+        framebuffer = self._framebuffers.pop(size, None)
+        if framebuffer is None:
+            shape = (size[1], size[0])
+            framebuffer = gloo.FrameBuffer(color=gloo.RenderBuffer(shape), depth=gloo.RenderBuffer(shape))
+        self._framebuffers[size] = framebuffer  # the newest last
+        while len(self._framebuffers) > 2:
+            self._framebuffers.pop(next(iter(self._framebuffers))).delete()
+        return framebuffer
 
 
 def render_mesh_frames(vertices: np.ndarray, faces: np.ndarray, *, size: tuple[int, int] = (512, 512),
@@ -250,6 +316,42 @@ def _unit(v) -> np.ndarray:
     if n == 0:
         raise ValueError("a direction of zero length")
     return v / n
+
+
+def face_incidence(faces: np.ndarray, num_vertices: int):
+    """The vertices × faces incidence matrix (sparse): row v has a 1 for each face around v."""
+    from scipy.sparse import csr_matrix
+
+    faces = np.asarray(faces, dtype=np.intp)
+    rows = faces.ravel()
+    columns = np.repeat(np.arange(len(faces)), faces.shape[1])
+    return csr_matrix((np.ones(len(rows), np.float32), (rows, columns)), shape=(num_vertices, len(faces)))
+
+
+def vertex_normals(vertices: np.ndarray, faces: np.ndarray, incidence=None) -> np.ndarray:
+    """Unit vertex normals (V, 3) float32: the sum of the faces' area-weighted normals around each
+    vertex, normalized (vispy's rule), as one sparse product (``incidence``: :func:`face_incidence`,
+    built here when not given); a vertex in no face gets (0, 0, 0)."""
+    v = np.asarray(vertices, dtype=np.float32)
+    f = np.asarray(faces, dtype=np.intp)
+    if incidence is None:
+        incidence = face_incidence(f, len(v))
+    a, b, c = v[f[:, 0]], v[f[:, 1]], v[f[:, 2]]
+    normals = np.asarray(incidence @ np.cross(b - a, c - a), dtype=np.float32)
+    length = np.sqrt(np.einsum("ij,ij->i", normals, normals))
+    return normals / np.where(length > 0, length, 1.0)[:, None]
+
+
+def _mesh_buffers(mesh, shading) -> tuple | None:
+    """The vertex buffers of a vispy mesh that hold its corner positions and its shading filter's
+    corner normals (vispy's own attributes; None where a vispy version names them otherwise, and
+    the scene then goes through ``set_data``)."""
+    from vispy.gloo import VertexBuffer
+
+    positions, normals = getattr(mesh, "_vertices", None), getattr(shading, "_normals", None)
+    if isinstance(positions, VertexBuffer) and isinstance(normals, VertexBuffer):
+        return positions, normals
+    return None
 
 
 @dataclass(frozen=True)

@@ -11,18 +11,25 @@ keypoints on a custom mesh. The keypoint markers are the head's own, or any 21 v
 
 vispy draws with OpenGL into a QOpenGLWidget that is never shown: the view shows its frames as
 images (:class:`Picture`), rendered into an offscreen framebuffer when the scene changed (once per
-pass of the event loop), and hands the mouse to it. A QOpenGLWidget *inside* the window would switch
-the whole window to OpenGL composition — every repaint of anything (a progress bar, a label) then
-composites the window through OpenGL, 15–25 ms a time with software OpenGL (llvmpipe under Xvfb),
-and the GUI thread stalled 50–130 ms during jobs; as an image, a repaint of the rest of the window
-costs what it costs without a 3D view. :func:`gl_available` says whether this display can make one. Qt's ``offscreen`` platform cannot (it has no GL surface to compose the widget onto;
-with an X display behind it, e.g. Xvfb, a GL context still exists, so the widget's :meth:`render`
-— an offscreen framebuffer — works and the tests use it); the studio shows a notice instead of the
-view where it cannot.
+pass of the event loop, the newest state: requests in between coalesce), and hands the mouse to it.
+While frames follow each other closely — scrubbing, playing, dragging a slider, orbiting — each is
+rendered at :data:`MOVING_SCALE` of the view's size (a quarter of the pixels, scaled up smoothly);
+once none has followed for :data:`SETTLE_MS`, the still picture is rendered again at full size, as
+DCC viewports do; a frame after a pause (a single step, a click on the ruler) is full size at once.
+A QOpenGLWidget *inside* the window would switch the whole window to OpenGL composition — every
+repaint of anything (a progress bar, a label) then composites the window through OpenGL, 15–25 ms
+a time with software OpenGL (llvmpipe under Xvfb), and the GUI thread stalled 50–130 ms during
+jobs; as an image, a repaint of the rest of the window costs what it costs without a 3D view.
+
+:func:`gl_available` says whether this display can make one. Qt's ``offscreen`` platform cannot (it
+has no GL surface to compose the widget onto; with an X display behind it, e.g. Xvfb, a GL context
+still exists, so the widget's :meth:`render` — an offscreen framebuffer — works and the tests use
+it); the studio shows a notice instead of the view where it cannot.
 """
 
 from __future__ import annotations
 
+import time
 from functools import cache
 
 import numpy as np
@@ -34,6 +41,11 @@ from studio.qt.mesh_scene import BACKGROUND, Camera, MeshScene, scene_basis
 
 KEYPOINT_COLOR = (0.2, 0.9, 1.0, 1.0)
 HIGHLIGHT_COLOR = (1.0, 0.55, 0.1, 1.0)
+#: While the head moves, frames are rendered at this fraction of the view's width and height…
+MOVING_SCALE = 0.5
+#: …and a frame that follows the previous one within this many milliseconds is "moving"; once
+#: none has followed for as long, the picture is rendered again at full size.
+SETTLE_MS = 150
 
 
 #: Qt platforms that cannot show a QOpenGLWidget ("QOpenGLWidget is not supported on this platform").
@@ -72,20 +84,32 @@ def _qt_app():
 
 
 class Picture(QWidget):
-    """Shows the hidden canvas's last frame and hands it the mouse and the wheel (the canvas has
-    the picture's size, so positions are the same)."""
+    """Shows the hidden canvas's last frame — scaled smoothly to the widget when it was rendered
+    smaller — and hands it the mouse and the wheel (the canvas has the picture's size, so
+    positions are the same)."""
 
     def __init__(self, viewport: Viewport3D):
         super().__init__(viewport)
         self.viewport = viewport
         self.image: QImage | None = None
+        self._pixels: np.ndarray | None = None  # the memory ``image`` shows
         self.setMinimumSize(64, 64)
         self.setAttribute(Qt.WA_OpaquePaintEvent)
         self.setFocusPolicy(Qt.ClickFocus)
 
+    def set_pixels(self, pixels: np.ndarray) -> None:
+        """Show ``pixels`` (H × W × 4 uint8, C-contiguous; the fourth channel ignored) without a copy."""
+        height, width = pixels.shape[:2]
+        self._pixels = pixels
+        self.image = QImage(pixels.data, width, height, pixels.strides[0], QImage.Format_RGBX8888)
+        self.update()
+
     def paintEvent(self, event) -> None:
         painter = QPainter(self)
         if self.image is not None:
+            ratio = self.devicePixelRatioF()
+            if self.image.width() < round(self.width() * ratio):
+                painter.setRenderHint(QPainter.SmoothPixmapTransform)
             painter.drawImage(self.rect(), self.image)
         else:
             painter.fillRect(self.rect(), Qt.black)
@@ -117,10 +141,18 @@ class Viewport3D(QWidget):
         self.canvas.create_native()  # a top-level QOpenGLWidget, never shown: it renders offscreen
         self.canvas.update = self.request_frame  # every change of the scene asks for a frame here
         self.frames = 0  # frames rendered and shown
+        self.moving_scale = MOVING_SCALE
+        self.settle_ms = SETTLE_MS
+        self.shown_scale = 1.0  # the size of the picture on screen, a fraction of the view's
+        self._last_frame_at = -np.inf  # time.monotonic() of the last frame drawn (not a refined one)
+        self._rendering = False
         self._frame_timer = QTimer(self)
         self._frame_timer.setSingleShot(True)
         self._frame_timer.setInterval(0)
         self._frame_timer.timeout.connect(self.draw_frame)
+        self._settle_timer = QTimer(self)  # a full-size frame once the head stopped moving
+        self._settle_timer.setSingleShot(True)
+        self._settle_timer.timeout.connect(self.refine)
         self.picture = Picture(self)
         self.picture.setMouseTracking(True)
         layout = QVBoxLayout(self)
@@ -134,6 +166,7 @@ class Viewport3D(QWidget):
         self._highlight: int | None = None
         self._basis = np.eye(3, dtype=np.float32)
         self._vertices: np.ndarray | None = None  # the shown frame, scene coordinates
+        self._frame_values: np.ndarray | None = None  # the motion frame shown (None: at rest)
         self._press: tuple[float, float] | None = None
         self._framed = True  # the camera frames the head until the user moves it
         self.canvas.events.mouse_press.connect(self._on_press)
@@ -144,20 +177,39 @@ class Viewport3D(QWidget):
 
     # --- frames ---------------------------------------------------------------------------------
     def request_frame(self, node=None) -> None:
-        """Draw a new frame soon: once per pass of the event loop however many changes ask."""
-        if not self._frame_timer.isActive():
+        """Draw a new frame soon: once per pass of the event loop however many changes ask (and
+        none for the transforms a render itself changes and restores)."""
+        if not self._rendering and not self._frame_timer.isActive():
             self._frame_timer.start()
 
     def draw_frame(self) -> None:
-        """Render the scene into the picture now (the timer calls this)."""
+        """Render the scene into the picture now (the timer calls this): at ``moving_scale`` of
+        the view's size when the previous frame was less than ``settle_ms`` ago, with a full-size
+        frame to follow once the frames stop."""
         self._frame_timer.stop()
         if self.scene is None or not self.isVisible():
             return
-        rgb = self.render()
-        image = QImage(rgb.data, rgb.shape[1], rgb.shape[0], rgb.strides[0], QImage.Format_RGB888).copy()
-        image.setDevicePixelRatio(self.picture.devicePixelRatioF())
-        self.picture.image = image
-        self.picture.update()
+        now = time.monotonic()
+        moving = now - self._last_frame_at < self.settle_ms / 1000.0
+        self._last_frame_at = now
+        self._draw(self.moving_scale if moving else 1.0)
+
+    def refine(self) -> None:
+        """The picture at full size, if it is smaller (the settle timer calls this)."""
+        self._settle_timer.stop()
+        if self.scene is not None and self.isVisible() and self.shown_scale < 1.0:
+            self._draw(1.0)
+
+    def _draw(self, scale: float) -> None:
+        width, height = self.canvas.physical_size
+        size = (max(round(width * scale), 1), max(round(height * scale), 1))
+        self.scene.light_from_camera()
+        self.picture.set_pixels(self._render(size))
+        self.shown_scale = size[0] / max(width, 1)
+        if self.shown_scale < 1.0:
+            self._settle_timer.start(self.settle_ms)
+        else:
+            self._settle_timer.stop()
         self.frames += 1
         self.frameShown.emit()
 
@@ -182,6 +234,7 @@ class Viewport3D(QWidget):
         them: a tenth of a second and more with software OpenGL)."""
         self.head = head
         self._groups = None
+        self._frame_values = None
         self._basis = scene_basis(head.toward_viewer, head.up)
         rest = np.asarray(head.rest, dtype=np.float32) @ self._basis.T
         textured = head.texture is not None and head.uv is not None and shading == "smooth"
@@ -228,10 +281,14 @@ class Viewport3D(QWidget):
             self._show(self._vertices)
 
     def show_frame(self, frame: np.ndarray) -> None:
-        """The head deformed by one motion frame (74,)."""
+        """The head deformed by one motion frame (74,); the same frame again changes nothing."""
         if self.head is None:
             return
-        vertices = self.head.deform(np.asarray(frame, dtype=np.float64)[None])[0]
+        frame = np.array(frame, dtype=np.float64)
+        if self._frame_values is not None and np.array_equal(frame, self._frame_values):
+            return
+        self._frame_values = frame
+        vertices = self.head.deform(frame[None])[0]
         self._show(np.asarray(vertices, dtype=np.float32) @ self._basis.T)
 
     def set_shading(self, shading: str) -> None:
@@ -281,8 +338,17 @@ class Viewport3D(QWidget):
         return self.scene.pick(self._vertices, x, y)
 
     def render(self) -> np.ndarray:
-        """The current picture (H × W × 3 uint8 RGB)."""
-        return self.scene.render() if self.scene is not None else np.zeros((1, 1, 3), np.uint8)
+        """The current picture at full size (H × W × 3 uint8 RGB), whatever the view shows now."""
+        if self.scene is None:
+            return np.zeros((1, 1, 3), np.uint8)
+        return np.ascontiguousarray(self._render()[..., :3])
+
+    def _render(self, size: tuple[int, int] | None = None) -> np.ndarray:
+        self._rendering = True
+        try:
+            return self.scene.render_rgba(size)
+        finally:
+            self._rendering = False
 
     # A click (press and release within a few pixels, so an orbit drag is not a pick) picks.
     def _on_press(self, event) -> None:
@@ -301,5 +367,6 @@ class Viewport3D(QWidget):
 
     def closeEvent(self, event) -> None:
         self._frame_timer.stop()
+        self._settle_timer.stop()
         self.canvas.close()
         super().closeEvent(event)
