@@ -3,7 +3,8 @@ job still runs (a tiny, randomly initialized model in a temporary checkpoint: re
 streaming driver, child process and worker thread), the result is one undo step, a cancelled
 stream puts the previous base motion back, *Regenerate changed frames* re-generates only the
 frames whose conditions changed — keeping every other frame bit for bit — as one undo step, and
-the status bar says where inference ran. The GUI thread is never blocked ≥ 50 ms meanwhile."""
+the status bar says where inference ran. How long the GUI thread was blocked meanwhile is recorded
+(a test property); the figure to quote comes from ``studio bench gui``, not from a timed assertion."""
 
 from __future__ import annotations
 
@@ -13,8 +14,6 @@ from qt_support import DEMO, wait_for_jobs
 from test_neural_model import tiny_model
 
 from studio.qt.dialogs import GenerateSettings
-
-LATENCY_LIMIT_MS = 50.0
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +69,6 @@ def test_neural_generation_streams_into_the_document_and_regenerates_changed_fra
     assert not window.undo_action.isEnabled() and not window.generate_action.isEnabled()  # while it runs
     wait_for_jobs(qtbot, window)
     assert job.state == "done", (job.error, job.details)
-    assert job.max_latency_ms < LATENCY_LIMIT_MS, f"GUI blocked {job.max_latency_ms:.0f} ms"
     record_property("neural_stream_max_latency_ms", round(job.max_latency_ms, 1))
 
     assert job.partials >= 3  # one preview per chunk, while the job ran; then back to none, then the result
@@ -99,7 +97,6 @@ def test_neural_generation_streams_into_the_document_and_regenerates_changed_fra
     job = current[0] = window.regenerate_action.trigger() or window.generation
     wait_for_jobs(qtbot, window)
     assert job.state == "done", (job.error, job.details)
-    assert job.max_latency_ms < LATENCY_LIMIT_MS, f"GUI blocked {job.max_latency_ms:.0f} ms"
     record_property("neural_regenerate_max_latency_ms", round(job.max_latency_ms, 1))
     assert job.partials >= 3
     for base, _ in seen:  # in every preview and in the result: the unchanged frames, bit for bit
@@ -159,7 +156,7 @@ def test_regenerating_changed_frames_with_the_rig_keeps_the_others(make_window, 
     window.regenerate_action.trigger()
     job = window.generation
     wait_for_jobs(qtbot, window)
-    assert job.state == "done" and job.max_latency_ms < LATENCY_LIMIT_MS
+    assert job.state == "done"
     new = project.base
     np.testing.assert_array_equal(new.values[~stale], base.values[~stale])
     # Away from the edges of a re-generated run, the frames are what a whole new generation gives.
