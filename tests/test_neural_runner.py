@@ -25,6 +25,7 @@ from studio.generate.neural.runner import (
     bench_neural,
     chunk_starts,
     export_onnx,
+    format_bench_neural,
     load_checkpoint,
     stream_motion,
 )
@@ -281,6 +282,7 @@ def test_bench_neural_reports_the_motion_stage_and_the_first_chunk(checkpoint):
     result = bench_neural(checkpoint, seconds=6, steps=2, repeat=1, device="cpu")
     assert result["frames"] == 150 and result["chunks"] == len(chunk_starts(150, 24, 10))
     assert 0 < result["first_chunk_median_s"] <= result["motion_median_s"]
+    assert result["inputs_median_s"] > 0 and "model inputs" in format_bench_neural(result)
 
 
 def test_euler_integrates_a_straight_flow_exactly():

@@ -544,15 +544,29 @@ def export_onnx(checkpoint: str | Path, out_path: str | Path, *, tolerance: floa
 
 def bench_neural(checkpoint: str | Path = DEFAULT_CHECKPOINT, seconds: float = 60.0, steps: int = 10, *,
                  device: str = "auto", guidance: float = 1.0, repeat: int = 3) -> dict:
-    """Time the motion stage alone for ``seconds`` of inputs at 25 fps (the audio front end not
-    included; inputs are random, which costs the same): the whole stream and its first chunk,
-    medians of ``repeat`` runs after a warm-up. ``checkpoint`` may be ``.pt`` or ``.onnx``."""
+    """Time the motion stage alone for ``seconds`` of inputs at 25 fps (the audio front end —
+    decoding, features, phones — not included): making the model's inputs from features and phones
+    (:func:`~studio.generate.neural.inputs.neural_inputs`, the rig's lip prior included; timed on
+    noise features and a phone every 80 ms), then the whole stream and its first chunk (random
+    inputs, which cost the same); medians of ``repeat`` runs after a warm-up. ``checkpoint`` may be
+    ``.pt`` or ``.onnx``."""
+    from studio.audio.features import compute_features
+    from studio.audio.phones import PHONES, Phone
+    from studio.generate.neural.inputs import neural_inputs
     from studio.generate.rig import default_conditions
 
     runner = open_runner(checkpoint, device)
     config = runner.config
     frames = round(seconds * config.fps)
-    inputs = np.random.default_rng(0).standard_normal((frames, config.num_inputs)).astype(np.float32)
+    rng = np.random.default_rng(0)
+    features = compute_features((0.1 * rng.standard_normal(round(seconds * 16000))).astype(np.float32))
+    phones = [Phone(PHONES[i % len(PHONES)], 0.08 * i, 0.08 * (i + 1)) for i in range(int(seconds / 0.08))]
+    input_times = []
+    for _ in range(max(1, repeat) + 1):
+        t0 = time.perf_counter()
+        neural_inputs(features, phones, frames, config.fps)
+        input_times.append(time.perf_counter() - t0)
+    inputs = rng.standard_normal((frames, config.num_inputs)).astype(np.float32)
     conditions = default_conditions(frames)
 
     def run() -> tuple[float, float, int]:
@@ -571,7 +585,8 @@ def bench_neural(checkpoint: str | Path = DEFAULT_CHECKPOINT, seconds: float = 6
     return {
         "model": str(checkpoint), "runner": type(runner).__name__, "device": runner.device,
         "seconds_of_audio": seconds, "frames": frames, "steps": steps, "guidance": guidance,
-        "chunks": results[0][2], "motion_median_s": total, "first_chunk_median_s": first,
+        "chunks": results[0][2], "inputs_median_s": float(np.median(input_times[1:])),
+        "motion_median_s": total, "first_chunk_median_s": first,
         "real_time_factor": total / seconds, "runs_s": [r[0] for r in results],
     }
 
@@ -582,7 +597,8 @@ def format_bench_neural(result: dict) -> str:
             f"{result['runner']} on {result['device']}")
     whole = (f"  whole stream   median {result['motion_median_s'] * 1e3:8.1f} ms "
              f"(real-time factor {result['real_time_factor']:.4f})")
-    return "\n".join([head, whole, f"  first chunk    median {result['first_chunk_median_s'] * 1e3:8.1f} ms"])
+    inputs = f"  model inputs   median {result['inputs_median_s'] * 1e3:8.1f} ms (features + phones → inputs, lip prior)"
+    return "\n".join([head, inputs, whole, f"  first chunk    median {result['first_chunk_median_s'] * 1e3:8.1f} ms"])
 
 
 __all__ = ["DEFAULT_CHECKPOINT", "MotionChunk", "NeuralModelError", "OnnxRunner", "Runner", "TorchRunner",
