@@ -62,17 +62,11 @@ class LipsyncReport:
 
     @property
     def counts(self) -> ClosureCounts:
-        total = ClosureCounts(0, 0, 0, 0)
-        for item in self.items:
-            total = total + item.counts
-        return total
+        return sum((item.counts for item in self.items), ClosureCounts(0, 0, 0, 0))
 
     @property
     def reference_counts(self) -> ClosureCounts:
-        total = ClosureCounts(0, 0, 0, 0)
-        for item in self.items:
-            total = total + item.reference_counts
-        return total
+        return sum((item.reference_counts for item in self.items), ClosureCounts(0, 0, 0, 0))
 
     def summary(self) -> dict:
         counts = self.counts
