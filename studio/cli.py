@@ -5,7 +5,7 @@
     studio import-motion MOTION (-p PROJECT [-o OUT] | -n NEW) [--as-layer NAME]
     studio generate AUDIO [--generator rig|neural] [--transcript FILE | --text "…"] [--language L]
                    [--emotion LABEL] [--strength S] [--intensity X] [--fps N] [--seed N]
-                   [--steps N] [--guidance G] [--device auto|cpu|cuda] [--model FILE] -o motion.json|npz|csv
+                   [--steps N] [--guidance G] [--audio-trust A] [--device auto|cpu|cuda] [--model FILE] -o motion.json|npz|csv
     studio eval lipsync (--corpus MANIFEST | AUDIO --reference PHONES) [--mode with|without|both]
     studio eval build-corpus OUT [--items N] [--seed N]
     studio train corpus OUT [--items N] [--seed N] [--workers W]   the neural model's training corpus
@@ -210,7 +210,7 @@ def cmd_generate(args) -> int:
     request = GenerateRequest(Path(args.audio), transcript=_transcript(args), language=args.language,
                               generator=args.generator, fps=args.fps, seed=args.seed, emotion=args.emotion,
                               strength=args.strength, intensity=args.intensity, steps=args.steps,
-                              guidance=args.guidance, device=args.device,
+                              guidance=args.guidance, audio_trust=args.audio_trust, device=args.device,
                               model=Path(args.model) if args.model else None)
     result = _run_job("generating", generate, request)
     _registry().exporter(f"motion_{fmt}").export(result.motion, out)
@@ -297,6 +297,7 @@ def cmd_eval(args) -> int:
         try:
             report = evaluate.evaluate_lipsync(items, with_transcript=with_transcript, fps=args.fps, seed=args.seed,
                                                generator=args.generator, model=Path(args.model) if args.model else None,
+                                               audio_trust=args.audio_trust,
                                                progress=lambda i, score: bar((i + 1) / len(items)))
         finally:
             bar.close()
@@ -689,6 +690,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=10, help="neural: sampling steps (default 10)")
     p.add_argument("--guidance", type=float, default=1.0,
                    help="neural: classifier-free guidance on emotion, 1 = none (default 1; above 1 costs 2×)")
+    p.add_argument("--audio-trust", type=float, default=1.0, metavar="A",
+                   help="neural: how far the lips follow the sound's spectrum rather than the phones alone, "
+                        "0…1 (default 1; below 1 costs one more evaluation per step)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="neural: compute device")
     p.add_argument("--model", metavar="FILE", help="neural: checkpoint (.pt) or ONNX export (.onnx) "
                    "(default models/neural/best.pt)")
@@ -713,6 +717,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--motion", help="lve: the motion file to drive the head with")
     p.add_argument("--generator", choices=["rig", "neural"], default="rig", help="lipsync: the generator scored")
     p.add_argument("--model", help="lipsync, neural: checkpoint (.pt) or ONNX file (default models/neural/best.pt)")
+    p.add_argument("--audio-trust", type=float, default=1.0, metavar="A",
+                   help="lipsync, neural: the sampling's trust in the sound, 0…1 (default 1)")
     p.add_argument("--keypoints", help="lve: JSON of a custom mesh's 21 keypoint vertex ids")
     p.add_argument("--flame-model", help="lve: a FLAME model to drive a VOCA template with")
     p.add_argument("--corpus", metavar="MANIFEST", help="lipsync, controls: a dev corpus manifest.json")

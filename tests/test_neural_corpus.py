@@ -31,7 +31,12 @@ from studio.generate.neural.corpus import (
     read_manifest,
     speaker_splits,
 )
-from studio.generate.neural.inputs import INPUT_NAMES, NUM_INPUTS, neural_inputs
+from studio.generate.neural.inputs import (
+    ACOUSTIC_CHANNELS,
+    INPUT_NAMES,
+    NUM_INPUTS,
+    neural_inputs,
+)
 from studio.generate.rig import (
     LIP_PRIOR,
     lip_prior,
@@ -67,7 +72,28 @@ def test_input_channels_are_documented_and_moderate():
     assert len(INPUT_NAMES) == NUM_INPUTS == len(set(INPUT_NAMES))
     assert 80 <= NUM_INPUTS <= 110
     assert [n for n in INPUT_NAMES if n.startswith("phone.")][:len(PHONES)] == [f"phone.{p}" for p in PHONES]
-    assert INPUT_NAMES[-len(LIP_PRIOR) - 1:] == ("phones_from_transcript",) + tuple(f"rig.{n}" for n in LIP_PRIOR)
+    assert INPUT_NAMES[-len(LIP_PRIOR) - 2:] == ("phones_from_transcript", *(f"rig.{n}" for n in LIP_PRIOR), "acoustic")
+    assert [INPUT_NAMES[i] for i in ACOUSTIC_CHANNELS] == [*(f"mel.{i:02d}" for i in range(40)), "voicing", "log_f0",
+                                                          "voiced", "acoustic"]
+
+
+def test_mel_inputs_ignore_the_recordings_level_and_microphone():
+    """Per-recording mean normalization: the same speech 14 dB quieter and through a tilted
+    microphone response (a first-order high-pass) gives nearly the same mel channels during
+    speech; only the level channel keeps the difference."""
+    speech = synthesize_espeak("Bob bought a map of Maple Street, mind you.", "en-us+m3")
+    samples, phones = padded_16k(speech, [0.3, 0.3])
+    frames = num_frames_for(len(samples) / 16000, 25.0)
+    other = 0.2 * np.concatenate([samples[:1], samples[1:] - 0.7 * samples[:-1]]).astype(np.float32)
+    fa, fb = compute_features(samples), compute_features(other)
+    a, b = neural_inputs(fa, phones, frames, 25.0), neural_inputs(fb, phones, frames, 25.0)
+    speaking = a[:, INPUT_NAMES.index("vad")] > 0
+    shift = np.abs(a[speaking, :40] - b[speaking, :40]).mean()
+    # without the normalization: the same bands, a fixed scale
+    raw = np.abs(fa.log_mel[fa.vad] - fb.log_mel[fa.vad]).mean() / 4.5
+    assert shift < 0.2 and raw > 0.5 and shift < raw / 3
+    energy = INPUT_NAMES.index("energy")
+    assert (a[speaking, energy] - b[speaking, energy]).mean() > 0.5
 
 
 def test_inputs_keep_a_short_bilabial_and_flag_the_phone_source():

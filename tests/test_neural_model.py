@@ -8,12 +8,19 @@ import torch
 from studio.core.document import CONDITION_CHANNELS, EMOTIONS
 from studio.core.motion import NUM_CHANNELS
 from studio.generate.neural.corpus import build_train_corpus
-from studio.generate.neural.inputs import NUM_INPUTS
+from studio.generate.neural.inputs import (
+    ACOUSTIC_CHANNELS,
+    ACOUSTIC_FLAG,
+    INPUT_NAMES,
+    NUM_INPUTS,
+)
 from studio.generate.neural.model import (
     CONTROL_NAMES,
     LOSS_GROUPS,
     ModelConfig,
     MotionFlowModel,
+    chunk_noise,
+    drop_acoustic,
     drop_emotion,
     encode_controls,
     parameter_count,
@@ -192,10 +199,56 @@ def test_guidance_on_emotion():
     window = make_window(np.zeros((50, NUM_INPUTS), np.float32), encode_controls(happy), np.zeros(63, np.float32),
                          np.zeros((50, NUM_CHANNELS), np.float32), 0, runner.config, runner.config.chunk)
     x = np.random.default_rng(0).standard_normal((1, runner.config.chunk, NUM_CHANNELS)).astype(np.float32)
-    both = runner.velocity(runner.prepare(window, True), np.concatenate([x, x]), 0.5)
+    rows = runner.velocity(runner.prepare(window, ("full", "no_emotion", "no_acoustic")), np.concatenate([x, x, x]), 0.5)
     dropped = Window(window.audio, drop_emotion(window.controls), window.identity, window.reference, window.roles)
-    assert np.allclose(both[0], runner.velocity(runner.prepare(window, False), x, 0.5)[0], atol=1e-5)
-    assert np.allclose(both[1], runner.velocity(runner.prepare(dropped, False), x, 0.5)[0], atol=1e-5)
+    deaf = Window(drop_acoustic(window.audio), window.controls, window.identity, window.reference, window.roles)
+    assert np.allclose(rows[0], runner.velocity(runner.prepare(window), x, 0.5)[0], atol=1e-5)
+    assert np.allclose(rows[1], runner.velocity(runner.prepare(dropped), x, 0.5)[0], atol=1e-5)
+    assert np.allclose(rows[2], runner.velocity(runner.prepare(deaf), x, 0.5)[0], atol=1e-5)
+
+
+def test_audio_trust_interpolates_towards_the_model_without_the_sound():
+    """``audio_trust`` 0 is the model with the acoustic inputs blanked, as its training's acoustic
+    dropout showed it; 1 is plain sampling; between, in between."""
+    runner = TorchRunner.from_model(tiny_model(), device="cpu")
+    conditions = default_conditions(60)
+    inputs = np.random.default_rng(5).standard_normal((60, NUM_INPUTS)).astype(np.float32)
+    inputs[:, ACOUSTIC_FLAG] = 1.0
+
+    def run(x, trust):
+        return np.concatenate([p.values for p in stream_motion(runner, x, conditions, steps=3, audio_trust=trust)])
+
+    full, deaf, half = run(inputs, 1.0), run(inputs, 0.0), run(inputs, 0.5)
+    np.testing.assert_allclose(deaf, run(drop_acoustic(inputs), 1.0), atol=1e-4)
+    assert np.abs(full - deaf).mean() > 1e-3
+    assert np.abs(half - full).mean() < np.abs(deaf - full).mean()
+
+
+def test_training_blanks_the_acoustic_inputs_of_a_share_of_windows():
+    model = MotionFlowModel(ModelConfig(num_inputs=NUM_INPUTS, **TINY, acoustic_dropout=0.5)).train()
+    batch = window_batch(model.config, batch=64)
+    batch["audio"][..., ACOUSTIC_FLAG] = 1.0
+    batch["motion"] = torch.cat([batch["reference"], batch["x"]], 1)
+    seen = []
+    forward = model.forward
+    model.forward = lambda x, t, audio, *rest: seen.append(audio) or forward(x, t, audio, *rest)
+    model.loss(batch, torch.Generator().manual_seed(0))
+    flags = seen[0][:, :, ACOUSTIC_FLAG]
+    blanked = flags.amax(dim=1) == 0
+    assert 16 <= int(blanked.sum()) <= 48  # about half of the windows
+    assert torch.all(seen[0][blanked][..., list(ACOUSTIC_CHANNELS)] == 0)
+    assert torch.equal(seen[0][~blanked], batch["audio"][~blanked])
+    energy = INPUT_NAMES.index("energy")
+    assert torch.equal(seen[0][..., energy], batch["audio"][..., energy])  # level and voice activity stay
+
+
+def test_another_seed_moves_the_head_and_keeps_the_mouths_noise():
+    a, b = chunk_noise(0, 3, 80), chunk_noise(1, 3, 80)
+    mouth = list(LOSS_GROUPS["mouth"])
+    rest = [i for i in range(NUM_CHANNELS) if i not in mouth]
+    assert np.array_equal(a[:, mouth], b[:, mouth]) and not np.array_equal(a[:, mouth], chunk_noise(0, 4, 80)[:, mouth])
+    assert np.abs(a[:, rest] - b[:, rest]).mean() > 0.5
+    assert abs(float(a.std()) - 1.0) < 0.05
 
 
 def test_learning_rate_decays_with_the_time_budget_when_steps_run_slow():

@@ -102,14 +102,14 @@ class LipsyncReport:
 
 
 def evaluate_item(item: EvalItem, *, with_transcript: bool, fps: float = 25.0, seed: int = 0,
-                  generator: str = "rig", model: Path | None = None) -> ItemScore:
+                  generator: str = "rig", model: Path | None = None, audio_trust: float = 1.0) -> ItemScore:
     """Generate for one item with ``generator`` (``"rig"`` or ``"neural"``, whose checkpoint is
-    ``model``) and score it (see the module docstring)."""
+    ``model`` and sampling ``audio_trust``) and score it (see the module docstring)."""
     started = time.perf_counter()
     audio = load_audio(item.audio, require_sound=True)
     transcript = item.transcript if with_transcript else None
     result = generate(GenerateRequest(audio, transcript=transcript, language=item.language, fps=fps, seed=seed,
-                                      generator=generator, model=model))
+                                      generator=generator, model=model, audio_trust=audio_trust))
     features = result.features
     seconds = time.perf_counter() - started
     gap = mouth_gap(result.motion.values)
@@ -135,12 +135,12 @@ def evaluate_item(item: EvalItem, *, with_transcript: bool, fps: float = 25.0, s
 
 
 def evaluate_lipsync(items: Iterable[EvalItem], *, with_transcript: bool, fps: float = 25.0, seed: int = 0,
-                     generator: str = "rig", model: Path | None = None,
+                     generator: str = "rig", model: Path | None = None, audio_trust: float = 1.0,
                      progress: Callable[[int, ItemScore], None] | None = None) -> LipsyncReport:
     scores = []
     for i, item in enumerate(items):
         score = evaluate_item(item, with_transcript=with_transcript, fps=fps, seed=seed, generator=generator,
-                              model=model)
+                              model=model, audio_trust=audio_trust)
         scores.append(score)
         if progress:
             progress(i, score)

@@ -43,8 +43,8 @@ class GenerateError(ValueError):
 @dataclass(frozen=True)
 class GenerateRequest:
     """What to generate. ``conditions`` (T, 13) overrides emotion/strength/intensity when given.
-    ``steps``, ``guidance``, ``device`` and ``model`` (a ``.pt`` checkpoint or ``.onnx`` export;
-    None: ``models/neural/best.pt``) are for the neural generator."""
+    ``steps``, ``guidance``, ``audio_trust``, ``device`` and ``model`` (a ``.pt`` checkpoint or
+    ``.onnx`` export; None: ``models/neural/best.pt``) are for the neural generator."""
 
     audio: Path | Audio
     transcript: str | None = None
@@ -59,6 +59,7 @@ class GenerateRequest:
     canonical_keypoints: np.ndarray | None = field(default=None, repr=False)
     steps: int = 10
     guidance: float = 1.0
+    audio_trust: float = 1.0
     device: str = "auto"
     model: Path | None = None
 
@@ -95,6 +96,8 @@ def _check(request: GenerateRequest) -> None:
             raise GenerateError(f"steps must be within 1…1000, got {request.steps}")
         if not (np.isfinite(request.guidance) and 0.0 <= request.guidance <= 20.0):
             raise GenerateError(f"guidance must be within 0…20, got {request.guidance}")
+        if not (np.isfinite(request.audio_trust) and 0.0 <= request.audio_trust <= 2.0):
+            raise GenerateError(f"audio trust must be within 0…2, got {request.audio_trust}")
         model = Path(request.model) if request.model is not None else DEFAULT_CHECKPOINT
         if not model.is_file():
             raise GenerateError(missing_model_message(model))
@@ -157,7 +160,8 @@ def generate(request: GenerateRequest, *, progress: Callable[[float], None] | No
         motion_start = done
         values = neural_motion(features, found.phones, duration=audio.duration, fps=request.fps,
                                conditions=conditions, canonical=request.canonical_keypoints, seed=request.seed,
-                               steps=request.steps, guidance=request.guidance, device=request.device,
+                               steps=request.steps, guidance=request.guidance, audio_trust=request.audio_trust,
+                               device=request.device,
                                model_path=request.model, phones_from_transcript=found.method == "aligned",
                                progress=lambda f: report(motion_start + _STAGES["motion"] * f), cancel=stop,
                                on_chunk=on_chunk)

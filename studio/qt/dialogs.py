@@ -71,6 +71,7 @@ class GenerateSettings:
     language: str = "en-us"
     steps: int = 10  # the neural generator's sampling steps
     guidance: float = 1.0  # … its classifier-free guidance scale
+    audio_trust: float = 1.0  # … how far the lips follow the sound rather than the phones alone
     device: str = "auto"  # … where it runs: auto (CUDA when it works), cpu, cuda
     model: str = ""  # … its checkpoint (.pt) or ONNX export; "": models/neural/best.pt
 
@@ -197,6 +198,13 @@ class GenerateDialog(QDialog):
         self.guidance.setSingleStep(0.5)
         self.guidance.setValue(defaults.guidance)
         self.guidance.setToolTip("Neural generator: classifier-free guidance scale (1: none)")
+        self.audio_trust = QDoubleSpinBox(self)
+        self.audio_trust.setRange(0.0, 1.0)
+        self.audio_trust.setSingleStep(0.1)
+        self.audio_trust.setValue(defaults.audio_trust)
+        self.audio_trust.setToolTip("Neural generator: how far the lips follow the sound itself rather than the "
+                                    "phones alone (1: fully; lower it for a recording unlike any voice it learned, "
+                                    "at one more evaluation per step)")
         self.device = QComboBox(self)
         self.device.addItems(["auto", "cpu", "cuda"])
         self.device.setCurrentText(defaults.device)
@@ -224,6 +232,7 @@ class GenerateDialog(QDialog):
         form.addRow("Strength", self.strength)
         form.addRow("Steps", self.steps)
         form.addRow("Guidance", self.guidance)
+        form.addRow("Audio trust", self.audio_trust)
         form.addRow("Device", self.device)
         form.addRow("Model", model_row)
         form.addRow("", self.model_notice)
@@ -245,7 +254,7 @@ class GenerateDialog(QDialog):
 
     def _update(self, *_) -> None:
         neural = self.generator.currentText() != "rig"  # the rig is deterministic numpy on the CPU
-        for widget in (self.steps, self.guidance, self.device, self.model, self.model_browse):
+        for widget in (self.steps, self.guidance, self.audio_trust, self.device, self.model, self.model_browse):
             widget.setEnabled(neural)
         message = ""
         if neural:
@@ -262,7 +271,8 @@ class GenerateDialog(QDialog):
     def settings(self) -> GenerateSettings:
         return GenerateSettings(self.generator.currentText(), self.seed.value(), self.emotion.currentText(),
                                 self.strength.value(), self.transcript.isChecked(), steps=self.steps.value(),
-                                guidance=self.guidance.value(), device=self.device.currentText(),
+                                guidance=self.guidance.value(), audio_trust=self.audio_trust.value(),
+                                device=self.device.currentText(),
                                 model=self.model.text().strip())
 
 

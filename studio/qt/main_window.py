@@ -649,6 +649,7 @@ class MainWindow(QMainWindow):
             conditions[:, 1:1 + len(EMOTIONS)] = emotion_weights(project.emotion_segments + (segment,), frames)
         transcript = self.session.media.transcript if settings.use_transcript else None
         model = {} if settings.generator == "rig" else {"steps": settings.steps, "guidance": settings.guidance,
+                                                         "audio_trust": settings.audio_trust,
                                                          "device": settings.device, "model": settings.model}
         info = {"seed": settings.seed, "emotion": settings.emotion, "strength": settings.strength,
                 "transcript": transcript is not None, "language": settings.language, **model}
@@ -681,8 +682,8 @@ class MainWindow(QMainWindow):
             return None
         settings = dict(base.settings)
         generator = base.generator if base.generator in GENERATORS else "rig"
-        model = {} if generator == "rig" else {k: settings[k] for k in ("steps", "guidance", "device", "model")
-                                              if k in settings}
+        model = {} if generator == "rig" else {k: settings[k] for k in ("steps", "guidance", "audio_trust",
+                                                                                "device", "model") if k in settings}
         transcript = self.session.media.transcript if settings.get("transcript", True) else None
         conditions = project.conditions(np.arange(n))
         request = self._request(generator, int(settings.get("seed", 0)), transcript,

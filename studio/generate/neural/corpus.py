@@ -68,7 +68,7 @@ items are short, so one process per item is the unit of parallelism.
 Item file (``np.savez`` layout, no pickled objects; load with ``allow_pickle=False``):
 
 ================  ===============  =============================================================
-``inputs``        (T, 88) float32  :func:`~studio.generate.neural.inputs.neural_inputs`, 25 fps
+``inputs``        (T, F) float32   :func:`~studio.generate.neural.inputs.neural_inputs`, 25 fps
 ``motion``        (T, 74) float32  the rig target, channels :data:`studio.core.motion.CHANNELS`
 ``conditions``    (T, 13) float32  :data:`~studio.core.document.CONDITION_CHANNELS`, NaN = no override
 ``canonical``     (21, 3) float32  the identity's canonical keypoints
@@ -137,7 +137,12 @@ from studio.generate.devcorpus import (
     synthesize_plan,
     write_json,
 )
-from studio.generate.neural.inputs import INPUT_NAMES, NUM_INPUTS, neural_inputs
+from studio.generate.neural.inputs import (
+    INPUT_NAMES,
+    INPUTS_VERSION,
+    NUM_INPUTS,
+    neural_inputs,
+)
 from studio.generate.pipeline import Cancelled, phones_motion
 from studio.generate.rig import RigStyle, num_frames_for
 
@@ -560,8 +565,8 @@ def _make_item(out: Path, plan: dict) -> tuple[dict, str]:
     npz, record = out / "items" / f"{ident}.npz", out / "items" / f"{ident}.json"
     kept = _existing_entry(npz, record, plan)
     if kept is not None:
-        entry, input_names = kept
-        if input_names == list(INPUT_NAMES):
+        entry, inputs = kept
+        if inputs == _INPUTS_NOW:
             return entry, "kept"
         return _refresh_inputs(npz, record, plan, entry), "refreshed"
     speech = _speak(plan)
@@ -597,7 +602,8 @@ def _make_item(out: Path, plan: dict) -> tuple[dict, str]:
 
 
 def _write_record(record: Path, plan: dict, entry: dict, digest: str) -> None:
-    write_json(record, {"plan": plan, "entry": entry, "input_names": list(INPUT_NAMES), "sha256": digest})
+    write_json(record, {"plan": plan, "entry": entry, "input_names": list(INPUT_NAMES),
+                        "inputs_version": INPUTS_VERSION, "sha256": digest})
 
 
 def _refresh_inputs(npz: Path, record: Path, plan: dict, entry: dict) -> dict:
@@ -659,20 +665,21 @@ def _write_npz(path: Path, arrays: dict[str, np.ndarray]) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _existing_entry(npz: Path, record: Path, plan: dict) -> tuple[dict, list[str]] | None:
-    """The entry of an item already built from ``plan`` whose file is intact, and the names of the
-    inputs it was built with; else None."""
+def _existing_entry(npz: Path, record: Path, plan: dict) -> tuple[dict, tuple[list[str], int]] | None:
+    """The entry of an item already built from ``plan`` whose file is intact, and the names and
+    version of the inputs it was built with; else None."""
     try:
         meta = json.loads(record.read_text(encoding="utf-8"))
         if meta.get("plan") != plan or hashlib.sha256(npz.read_bytes()).hexdigest() != meta.get("sha256"):
             return None
-        return meta["entry"], meta.get("input_names", list(_FIRST_INPUT_NAMES))
+        return meta["entry"], (meta.get("input_names", list(_FIRST_INPUT_NAMES)), meta.get("inputs_version", 1))
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
 
 #: The inputs of the items of corpora whose records do not name theirs (the first 88 channels).
-_FIRST_INPUT_NAMES = tuple(name for name in INPUT_NAMES if not name.startswith("rig."))
+_FIRST_INPUT_NAMES = tuple(name for name in INPUT_NAMES if not name.startswith("rig.") and name != "acoustic")
+_INPUTS_NOW = (list(INPUT_NAMES), INPUTS_VERSION)
 
 
 # --- the whole corpus ----------------------------------------------------------------------------------
@@ -709,7 +716,8 @@ def build_train_corpus(
                for e in entries)
     manifest = {
         "format": FORMAT, "version": VERSION, "seed": seed, "fps": FPS,
-        "input_names": list(INPUT_NAMES), "condition_channels": list(CONDITION_CHANNELS),
+        "input_names": list(INPUT_NAMES), "inputs_version": INPUTS_VERSION,
+        "condition_channels": list(CONDITION_CHANNELS),
         "heldout_speakers": splits["heldout"], "val_speakers": splits["val"], "train_speakers": splits["train"],
         "items": entries,
         "report": {"items": items, "hours": round(sum(e["seconds"] for e in entries) / 3600, 4), "bytes": size,
@@ -799,9 +807,10 @@ def read_manifest(corpus_dir: str | os.PathLike) -> dict:
         raise CorpusError(f"{path}: not a training corpus manifest (format {FORMAT!r} expected)")
     if data.get("version") != VERSION:
         raise CorpusError(f"{path}: corpus version {data.get('version')!r}, this code reads version {VERSION}")
-    if data.get("input_names") != list(INPUT_NAMES):
+    if data.get("input_names") != list(INPUT_NAMES) or data.get("inputs_version", 1) != INPUTS_VERSION:
         raise CorpusError(f"{path}: built with other model inputs than this code computes "
-                          f"({len(data.get('input_names') or [])} vs {NUM_INPUTS} channels); rebuild the corpus")
+                          f"(version {data.get('inputs_version', 1)}, {len(data.get('input_names') or [])} channels; this code: "
+                          f"version {INPUTS_VERSION}, {NUM_INPUTS}); run studio train corpus on it again to refresh them")
     if data.get("condition_channels") != list(CONDITION_CHANNELS):
         raise CorpusError(f"{path}: its condition channels differ from {list(CONDITION_CHANNELS)}")
     if data.get("fps") != FPS:

@@ -8,17 +8,17 @@ times). The training corpus (:mod:`studio.generate.neural.corpus`) calls it on i
 exactly as the runners call it on the user's, so the model never sees an input it was not
 trained on.
 
-The channels (:data:`INPUT_NAMES`, :data:`NUM_INPUTS` = 95)
------------------------------------------------------------
+The channels (:data:`INPUT_NAMES`, :data:`NUM_INPUTS` = 96; :data:`INPUTS_VERSION` 2)
+--------------------------------------------------------------------------------------
 Audio features are first resampled to the frame rate with
 :meth:`~studio.audio.features.AudioFeatures.resample`: row ``k`` averages the 100 Hz feature
 frames whose centres lie within half a frame of ``k / fps``.
 
 ===========================  ==================================================================
 ``mel.00`` … ``mel.39``      Log-mel power, the 80 bands of the feature front end averaged in
-                             adjacent pairs (band ``2i`` and ``2i + 1``, natural log), then
-                             ``(x + MEL_OFFSET) / MEL_SCALE``. Speech at a typical level gives
-                             values around 0 ± 1; digital silence −3.3 (the 1e-10 power floor).
+                             adjacent pairs (band ``2i`` and ``2i + 1``, natural log), *mean-
+                             normalized per recording* (below), over ``MEL_SCALE``: speech reads
+                             around 0 ± 1, pauses well below.
 ``energy``                   RMS level in dBFS: ``(max(dB, ENERGY_FLOOR_DB) − ENERGY_OFFSET_DB) /
                              ENERGY_SCALE_DB`` (speech at −20 dBFS ≈ +0.5, silence −3).
 ``voicing``                  YIN periodicity 0…1, as computed.
@@ -48,15 +48,24 @@ frames whose centres lie within half a frame of ``k / fps``.
                              learns, from the audio, where to correct it (a p/b/m recognition
                              missed, a closure it invented); on audio unlike its training data it
                              still has the rig's answer to fall back on.
+``acoustic``                 1: the acoustic channels (mel, voicing, pitch) are present. Training
+                             blanks them (0, and this flag 0) in a share of windows
+                             (``ModelConfig.acoustic_dropout``), so the model also learns to
+                             animate from phones, prior, level and voice activity alone — the
+                             "audio trust" guidance of the runner interpolates between the two.
 ===========================  ==================================================================
 
-Normalization uses **fixed constants**, not statistics of the recording (the log-mel of speech
-frames of six espeak-ng and flite sentences at their synthesizers' levels averaged −7.7 with a
-standard deviation of 4.7, hence ``MEL_OFFSET`` 8 and ``MEL_SCALE`` 4.5), so a row depends only on the features and phones around its own frame:
-a streamed chunk gets the values the whole recording would give. (Voice activity itself adapts to
-the whole recording, but that happens once in the feature front end, which the streaming path
-shares; see :func:`studio.audio.features.voice_activity`.) Level is *not* normalized away: the
-training corpus varies the recording level over 35 dB so the model learns not to care.
+**Mel normalization: per-recording mean (CMN).** Each band has the mean of the recording's
+voice-active feature frames subtracted (cepstral mean normalization, in the log-mel domain),
+shrunk towards the fixed ``−MEL_OFFSET`` by ``CMN_PRIOR_FRAMES`` frames' worth, so a clip with
+little speech is normalized mostly by the constant. A fixed offset (inputs version 1) left the
+model reading the microphone and room along with the phones: recorded speech sits 0.4–1.3 above
+the synthesizers in most bands, and the model trained on synthetic voices lost to the rig on it.
+The mean is taken once over the whole recording's features — which the streaming path computes
+once too (as voice activity, :func:`studio.audio.features.voice_activity`) — so a streamed chunk
+gets the values the whole recording gives. Level is *not* normalized away: the ``energy`` channel
+keeps it, and the training corpus varies the recording level over 35 dB so the model learns not
+to care.
 """
 
 from __future__ import annotations
@@ -70,12 +79,16 @@ from studio.audio.features import ENERGY_FLOOR_DB, LOG_MEL_FLOOR, N_MELS, AudioF
 from studio.audio.phones import PHONES, SILENCE, Phone, merge_silences, validate_phones
 from studio.generate.rig import LIP_PRIOR, lip_prior
 
-__all__ = ["INPUT_NAMES", "NUM_INPUTS", "neural_inputs"]
+__all__ = ["ACOUSTIC_CHANNELS", "ACOUSTIC_FLAG", "INPUTS_VERSION", "INPUT_NAMES", "NUM_INPUTS", "neural_inputs"]
 
 #: Log-mel bands the 80 of the front end are averaged into (adjacent pairs).
 MEL_BANDS = 40
+#: What the channels mean; stored with every corpus item and model, which refuse another.
+INPUTS_VERSION = 2
 MEL_OFFSET = 8.0
 MEL_SCALE = 4.5
+#: Feature frames (100 Hz) of the constant ``−MEL_OFFSET`` the per-recording mel mean is shrunk with.
+CMN_PRIOR_FRAMES = 20
 #: Energy below this (dBFS) reads as this: digital silence and −100 dBFS are the same pause.
 INPUT_ENERGY_FLOOR_DB = -90.0
 ENERGY_OFFSET_DB = -30.0
@@ -94,6 +107,7 @@ INPUT_NAMES: tuple[str, ...] = (
     + tuple(f"phone.{label}" for label in PHONES)
     + ("phone.progress", "phone.log_duration", "phones_from_transcript")
     + tuple(f"rig.{name}" for name in LIP_PRIOR)
+    + ("acoustic",)
 )
 NUM_INPUTS = len(INPUT_NAMES)
 
@@ -102,7 +116,12 @@ _AUDIO = slice(MEL_BANDS, MEL_BANDS + 5)
 _PHONES = slice(_AUDIO.stop, _AUDIO.stop + len(PHONES))
 _PROGRESS, _DURATION, _FLAG = _PHONES.stop, _PHONES.stop + 1, _PHONES.stop + 2
 _PRIOR = slice(_FLAG + 1, _FLAG + 1 + len(LIP_PRIOR))
-assert _PRIOR.stop == NUM_INPUTS
+#: The ``acoustic`` flag's column.
+ACOUSTIC_FLAG = _PRIOR.stop
+assert ACOUSTIC_FLAG == NUM_INPUTS - 1
+#: The columns an acoustic dropout blanks: mel, voicing, log_f0, voiced (not energy, not vad).
+ACOUSTIC_CHANNELS: tuple[int, ...] = (*range(MEL_BANDS), *(INPUT_NAMES.index(n) for n in ("voicing", "log_f0", "voiced")),
+                                      ACOUSTIC_FLAG)
 
 
 def neural_inputs(features: AudioFeatures, phones: Sequence[Phone], num_frames: int, fps: float = 25.0, *,
@@ -132,6 +151,7 @@ def neural_inputs(features: AudioFeatures, phones: Sequence[Phone], num_frames: 
     prior = lip_prior(phones, np.arange(num_frames) / fps, features=features)
     prior[:, -1] /= GAP_SCALE
     out[:, _PRIOR] = prior
+    out[:, ACOUSTIC_FLAG] = 1.0
     return out
 
 
@@ -148,12 +168,25 @@ def _audio_channels(features: AudioFeatures, num_frames: int, fps: float) -> tup
         energy = np.full(num_frames, ENERGY_FLOOR_DB, np.float32)
         f0 = voicing = np.zeros(num_frames, np.float32)
         vad = np.zeros(num_frames, bool)
-    mel = log_mel.reshape(num_frames, MEL_BANDS, N_MELS // MEL_BANDS).mean(axis=2, dtype=np.float64)
+    mel = _pair_bands(log_mel) - _speech_mean(features)
     voiced = f0 > 0
     log_f0 = np.where(voiced, np.log2(np.maximum(f0, 1.0) / PITCH_REFERENCE_HZ), 0.0)
     level = (np.maximum(energy, INPUT_ENERGY_FLOOR_DB) - ENERGY_OFFSET_DB) / ENERGY_SCALE_DB
     audio = np.stack([level, voicing, log_f0, voiced, vad], axis=1)
-    return (mel + MEL_OFFSET) / MEL_SCALE, audio
+    return mel / MEL_SCALE, audio
+
+
+def _pair_bands(log_mel: np.ndarray) -> np.ndarray:
+    """``(T, 80)`` log-mel → ``(T, 40)``: adjacent bands averaged."""
+    return log_mel.reshape(len(log_mel), MEL_BANDS, N_MELS // MEL_BANDS).mean(axis=2, dtype=np.float64)
+
+
+def _speech_mean(features: AudioFeatures) -> np.ndarray:
+    """The per-band mean ``(40,)`` of the recording's voice-active frames, shrunk towards
+    ``−MEL_OFFSET`` by ``CMN_PRIOR_FRAMES`` frames (all of it when nobody speaks)."""
+    speech = _pair_bands(features.log_mel[features.vad.astype(bool)]) if features.num_frames else np.zeros((0, MEL_BANDS))
+    prior = CMN_PRIOR_FRAMES * features.rate / 100.0
+    return (speech.sum(axis=0) - prior * MEL_OFFSET) / (len(speech) + prior)
 
 
 def _cover(phones: Sequence[Phone], end: float) -> list[Phone]:

@@ -47,11 +47,15 @@ acceleration (first and second time differences) of the predicted clean motion
 weighted per channel group (:data:`LOSS_GROUPS`: mouth and jaw, the rest of the face, head pose,
 eyes) by learned homoscedastic weights ``Σ_g e^{-s_g} L_g + s_g`` (Kendall et al. 2018), which
 let the predictable lips weigh more than the stochastic head. Emotion is dropped (weights 0,
-flag 0) for a share ``emotion_dropout`` of windows, for classifier-free guidance.
+flag 0) for a share ``emotion_dropout`` of windows, for classifier-free guidance; the acoustic
+inputs are blanked (:func:`drop_acoustic`) for a share ``acoustic_dropout``, so the model also
+animates from phones and the rig's prior alone and the runner can weigh how far to trust the
+sound of a recording unlike its training voices.
 
-**Sampling** (:func:`euler`): Euler steps of the flow from seeded noise, optionally guided on
-emotion: ``v = v_∅ + g (v_e − v_∅)`` with ``v_∅`` the emotion-dropped velocity (``g = 1`` needs
-one evaluation per step).
+**Sampling** (:func:`euler`): Euler steps of the flow from seeded noise (:func:`chunk_noise`: the
+seed draws all but the mouth's), optionally guided on emotion: ``v = v_∅ + g (v_e − v_∅)`` with
+``v_∅`` the emotion-dropped velocity (``g = 1`` needs one evaluation per step), and on the sound
+(:func:`~studio.generate.neural.runner.sample_window`).
 
 **Size.** The default config has 1,173,826 parameters (:func:`parameter_count`). Most of the
 per-window work (audio encoder, per-frame conditioning) runs once per chunk; what runs at every
@@ -83,6 +87,7 @@ from studio.core.motion import (
     NUM_CHANNELS,
     POSE_CHANNELS,
 )
+from studio.generate.neural.inputs import ACOUSTIC_CHANNELS, INPUTS_VERSION
 
 #: Per-frame controls the network reads (:func:`encode_controls`).
 CONTROL_NAMES: tuple[str, ...] = (
@@ -109,6 +114,7 @@ def _group_channels() -> dict[str, tuple[int, ...]]:
 #: Channel groups with their own learned loss weight: lips + jaw, the rest of the face, head, eyes.
 LOSS_GROUPS: dict[str, tuple[int, ...]] = _group_channels()
 assert sorted(i for g in LOSS_GROUPS.values() for i in g) == list(range(NUM_CHANNELS))
+_MOUTH = list(LOSS_GROUPS["mouth"])
 
 
 @dataclass(frozen=True)
@@ -133,6 +139,8 @@ class ModelConfig:
     lookahead: int = 10             # frames of audio after the chunk the encoder reads
     mlp_ratio: int = 2
     emotion_dropout: float = 0.1    # share of training windows with the emotion dropped (CFG)
+    acoustic_dropout: float = 0.15  # share of training windows with the acoustic inputs blanked
+    inputs_version: int = INPUTS_VERSION  # what the audio inputs mean (studio.generate.neural.inputs)
     velocity_weight: float = 1.0    # weight of the velocity loss on x̂ (first differences)
     acceleration_weight: float = 1.0  # weight of the acceleration loss on x̂ (second differences)
 
@@ -158,7 +166,8 @@ class ModelConfig:
         unknown = set(data) - known
         if unknown:
             raise ValueError(f"unknown model config keys: {', '.join(sorted(unknown))}")
-        return cls(**data)
+        # configs from before these keys: inputs version 1, no acoustic dropout
+        return cls(**{"inputs_version": 1, "acoustic_dropout": 0.0, **data})
 
 
 # --- conditions ----------------------------------------------------------------------------------
@@ -185,6 +194,14 @@ def drop_emotion(controls):
     """Controls (numpy or torch, ``(…, 18)``) with the emotion dropped: weights and flag 0."""
     out = controls.copy() if isinstance(controls, np.ndarray) else controls.clone()
     out[..., _EMOTION] = 0.0
+    return out
+
+
+def drop_acoustic(audio):
+    """Audio inputs (numpy or torch, ``(…, F)``) with the acoustic channels blanked (0, flag 0):
+    what the model sees in the windows of its acoustic dropout."""
+    out = audio.copy() if isinstance(audio, np.ndarray) else audio.clone()
+    out[..., list(ACOUSTIC_CHANNELS)] = 0.0
     return out
 
 
@@ -481,11 +498,15 @@ class MotionFlowModel(nn.Module):
         if self.training and self.config.emotion_dropout > 0:
             drop = torch.rand(b, generator=generator) < self.config.emotion_dropout
             controls = torch.where(drop[:, None, None], drop_emotion(controls), controls)
+        audio = batch["audio"]
+        if self.training and self.config.acoustic_dropout > 0:
+            drop = torch.rand(b, generator=generator) < self.config.acoustic_dropout
+            audio = torch.where(drop[:, None, None], drop_acoustic(audio), audio)
         x = self.normalize(motion[:, R:])
         noise = torch.randn(x.shape, generator=generator)
         t = torch.rand(b, generator=generator)
         x_t = (1.0 - t[:, None, None]) * noise + t[:, None, None] * x
-        v = self.forward(x_t, t, batch["audio"], controls, batch["identity"], motion[:, :R], roles)
+        v = self.forward(x_t, t, audio, controls, batch["identity"], motion[:, :R], roles)
         x_hat = x_t + (1.0 - t[:, None, None]) * v
         valid = roles[:, R:, 2]                                                   # (b, C)
         # velocity and acceleration of x̂, continuing from the reference frames where they exist
@@ -547,7 +568,18 @@ def guided(v_cond, v_uncond, guidance: float):
     return v_uncond + guidance * (v_cond - v_uncond)
 
 
+#: Seed of the mouth channels' noise, whatever the generation's seed (:func:`chunk_noise`).
+MOUTH_NOISE_SEED = 0x4C495053
+
+
 def chunk_noise(seed: int, index: int, chunk: int) -> np.ndarray:
-    """The noise (C, 74) float32 of chunk ``index`` of a generation with ``seed``."""
+    """The noise (C, 74) float32 of chunk ``index`` of a generation with ``seed``.
+
+    The seed draws the noise of the channels speech does not decide (head, brows, eyes, the rest
+    of the face); the mouth and jaw channels (``LOSS_GROUPS["mouth"]``) take theirs from
+    :data:`MOUTH_NOISE_SEED` — so another seed gives another head motion and the same lip sync."""
     rng = np.random.default_rng(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, int(index)]))
-    return rng.standard_normal((chunk, NUM_CHANNELS), dtype=np.float32)
+    noise = rng.standard_normal((chunk, NUM_CHANNELS), dtype=np.float32)
+    mouth = np.random.default_rng(np.random.SeedSequence([MOUTH_NOISE_SEED, int(index)]))
+    noise[:, _MOUTH] = mouth.standard_normal((chunk, len(_MOUTH)), dtype=np.float32)
+    return noise

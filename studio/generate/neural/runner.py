@@ -1,8 +1,9 @@
 """Running the neural model: runners (torch, ONNX Runtime), the chunked streaming driver, the
 motion stage of ``studio generate --generator neural``, the ONNX export and the benchmark.
 
-**Runners** share one interface (:class:`Runner`): ``prepare(window, guided)`` once per window,
-then ``velocity(prepared, x, t)`` per sampling step, NumPy in and out.
+**Runners** share one interface (:class:`Runner`): ``prepare(window, variants)`` once per window
+(a batch row per variant of its conditioning, :data:`VARIANTS`), then ``velocity(prepared, x, t)``
+per sampling step, NumPy in and out.
 
 * :class:`TorchRunner` loads a checkpoint (``.pt``, :mod:`studio.generate.neural.train`) onto
   ``device``: ``"auto"`` is CUDA when a small operation on it really works, else the CPU
@@ -49,11 +50,11 @@ from studio.core.motion import CHANNEL_INDEX, CHANNEL_RANGES, EYE_CHANNELS, NUM_
 from studio.generate.neural.model import (
     ModelConfig,
     chunk_noise,
+    drop_acoustic,
     drop_emotion,
     encode_controls,
     encode_identity,
     euler,
-    guided,
     window_roles,
 )
 
@@ -101,13 +102,14 @@ def load_checkpoint(path: str | Path) -> dict:
 
 def model_from_checkpoint(data: dict, path: str | Path = "checkpoint"):
     """The :class:`~studio.generate.neural.model.MotionFlowModel` of a checkpoint, in eval mode."""
-    from studio.generate.neural.inputs import NUM_INPUTS
+    from studio.generate.neural.inputs import INPUTS_VERSION, NUM_INPUTS
     from studio.generate.neural.model import MotionFlowModel
 
     config = ModelConfig.from_dict(data["config"])
-    if config.num_inputs != NUM_INPUTS:
-        raise NeuralModelError(f"{path}: the model reads {config.num_inputs} inputs per frame, this code computes "
-                               f"{NUM_INPUTS}; retrain it")
+    if config.num_inputs != NUM_INPUTS or config.inputs_version != INPUTS_VERSION:
+        raise NeuralModelError(f"{path}: the model reads inputs version {config.inputs_version} "
+                               f"({config.num_inputs} per frame), this code computes version {INPUTS_VERSION} "
+                               f"({NUM_INPUTS} per frame); retrain it")
     model = MotionFlowModel(config)
     model.load_state_dict(data["model"])
     return model.eval()
@@ -127,15 +129,21 @@ class Window:
     reference: np.ndarray
     roles: np.ndarray
 
-    def batch(self, guided_: bool) -> dict[str, np.ndarray]:
-        """Batched arrays: one row, or two (emotion kept, emotion dropped) for guidance."""
-        arrays = {"audio": self.audio, "controls": self.controls, "identity": self.identity,
-                  "reference": self.reference, "roles": self.roles}
-        if not guided_:
-            return {k: v[None] for k, v in arrays.items()}
-        out = {k: np.stack([v, v]) for k, v in arrays.items()}
-        out["controls"][1] = drop_emotion(self.controls)
-        return out
+    def batch(self, variants: tuple[str, ...] = ("full",)) -> dict[str, np.ndarray]:
+        """Batched arrays, a row per variant of :data:`VARIANTS`: ``"full"`` as it is,
+        ``"no_emotion"`` with the emotion dropped, ``"no_acoustic"`` with the acoustic inputs blanked."""
+        rows = []
+        for variant in variants:
+            if variant not in VARIANTS:
+                raise ValueError(f"unknown window variant {variant!r}: expected one of {VARIANTS}")
+            rows.append({"audio": drop_acoustic(self.audio) if variant == "no_acoustic" else self.audio,
+                         "controls": drop_emotion(self.controls) if variant == "no_emotion" else self.controls,
+                         "identity": self.identity, "reference": self.reference, "roles": self.roles})
+        return {k: np.stack([row[k] for row in rows]) for k in rows[0]}
+
+
+#: The conditionings a window can be evaluated with (guidance compares them).
+VARIANTS = ("full", "no_emotion", "no_acoustic")
 
 
 class Runner(Protocol):
@@ -146,7 +154,7 @@ class Runner(Protocol):
 
     def sampling(self) -> contextlib.AbstractContextManager: ...
 
-    def prepare(self, window: Window, guided: bool) -> Any: ...
+    def prepare(self, window: Window, variants: tuple[str, ...]) -> Any: ...
 
     def velocity(self, prepared: Any, x: np.ndarray, t: float) -> np.ndarray: ...
 
@@ -195,9 +203,9 @@ class TorchRunner:
         finally:
             self._torch.set_num_threads(threads)
 
-    def prepare(self, window: Window, guided: bool) -> tuple:
+    def prepare(self, window: Window, variants: tuple[str, ...] = ("full",)) -> tuple:
         torch = self._torch
-        arrays = window.batch(guided)
+        arrays = window.batch(variants)
         with torch.inference_mode():
             tensors = {k: torch.from_numpy(np.ascontiguousarray(v)).to(self._device) for k, v in arrays.items()}
             return self.model.encode(tensors["audio"], tensors["controls"], tensors["identity"],
@@ -260,8 +268,8 @@ class OnnxRunner:
     def sampling(self) -> contextlib.AbstractContextManager:
         return contextlib.nullcontext()
 
-    def prepare(self, window: Window, guided: bool) -> dict[str, np.ndarray]:
-        return {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in window.batch(guided).items()}
+    def prepare(self, window: Window, variants: tuple[str, ...] = ("full",)) -> dict[str, np.ndarray]:
+        return {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in window.batch(variants).items()}
 
     def velocity(self, prepared: dict[str, np.ndarray], x: np.ndarray, t: float) -> np.ndarray:
         feed = dict(prepared, x=np.ascontiguousarray(x, dtype=np.float32),
@@ -284,19 +292,26 @@ def _cached_runner(path: str, mtime: int, size: int, device: str) -> Runner:
     return OnnxRunner(path, device) if path.endswith(".onnx") else TorchRunner(path, device)
 
 
-def sample_window(runner: Runner, window: Window, noise: np.ndarray, *, steps: int, guidance: float) -> np.ndarray:
-    """One chunk (C, 74) in motion units: Euler over ``steps`` from ``noise`` (C, 74), guided on
-    emotion when ``guidance`` ≠ 1 (two evaluations per step)."""
-    use_guidance = guidance != 1.0
+def sample_window(runner: Runner, window: Window, noise: np.ndarray, *, steps: int, guidance: float = 1.0,
+                  audio_trust: float = 1.0) -> np.ndarray:
+    """One chunk (C, 74) in motion units: Euler over ``steps`` from ``noise`` (C, 74).
+
+    Guidance composes the conditionings evaluated side by side in one batch:
+    ``v = v + (g − 1)(v − v_no_emotion) + (a − 1)(v − v_no_acoustic)`` with ``g`` = ``guidance``
+    on emotion and ``a`` = ``audio_trust`` on the sound (1: one evaluation per step; ``a`` < 1 leans
+    on the phones and the rig's lip prior, for recordings far from the training voices; 0 ignores
+    the sound's spectrum)."""
+    variants = ("full",) + (("no_emotion",) if guidance != 1.0 else ()) + (("no_acoustic",) if audio_trust != 1.0 else ())
+    weights = [(guidance - 1.0 if v == "no_emotion" else audio_trust - 1.0) for v in variants[1:]]
     with runner.sampling():
-        prepared = runner.prepare(window, use_guidance)
-        if use_guidance:
-            def velocity(x, t):
-                v = runner.velocity(prepared, np.concatenate([x, x]), t)
-                return guided(v[:1], v[1:], guidance)
-        else:
-            def velocity(x, t):
-                return runner.velocity(prepared, x, t)
+        prepared = runner.prepare(window, variants)
+
+        def velocity(x, t):
+            v = runner.velocity(prepared, np.repeat(x, len(variants), axis=0), t)
+            out = v[:1]
+            for row, weight in enumerate(weights, start=1):
+                out = out + weight * (v[:1] - v[row:row + 1])
+            return out
         x = euler(velocity, noise[None], steps)[0]
     return x * runner.motion_std + runner.motion_mean
 
@@ -365,8 +380,9 @@ def finish_frames(values: np.ndarray, conditions: np.ndarray) -> np.ndarray:
 
 
 def stream_motion(runner: Runner, inputs: np.ndarray, conditions: np.ndarray, canonical: np.ndarray | None = None,
-                  *, steps: int = 10, seed: int = 0, guidance: float = 1.0, chunk: int | None = None,
-                  overlap: int = DEFAULT_OVERLAP, cancel: Callable[[], bool] | None = None) -> Iterator[MotionChunk]:
+                  *, steps: int = 10, seed: int = 0, guidance: float = 1.0, audio_trust: float = 1.0,
+                  chunk: int | None = None, overlap: int = DEFAULT_OVERLAP,
+                  cancel: Callable[[], bool] | None = None) -> Iterator[MotionChunk]:
     """Generate motion for ``inputs`` (T, F) at the model's 25 fps chunk by chunk (module docstring).
 
     ``conditions`` (T, 13) of :data:`~studio.core.document.CONDITION_CHANNELS`; ``canonical`` the
@@ -399,7 +415,8 @@ def stream_motion(runner: Runner, inputs: np.ndarray, conditions: np.ndarray, ca
         if cancel is not None and cancel():
             raise Cancelled(f"cancelled after {emitted} of {T} frames")
         window = make_window(inputs, controls, identity, motion, start, config, chunk)
-        values = sample_window(runner, window, chunk_noise(seed, k, config.chunk), steps=steps, guidance=guidance)
+        values = sample_window(runner, window, chunk_noise(seed, k, config.chunk), steps=steps, guidance=guidance,
+                               audio_trust=audio_trust)
         n = min(chunk, T - start)
         values = values[:n]
         if k:  # cross-fade over the frames the previous chunk also produced
@@ -430,7 +447,8 @@ def resample_frames(values: np.ndarray, source_fps: float, target_fps: float, nu
 
 def neural_motion(features, phones, *, duration: float, fps: float, conditions: np.ndarray,
                   canonical: np.ndarray | None = None, seed: int = 0, steps: int = 10, guidance: float = 1.0,
-                  device: str = "auto", model_path: str | Path | None = None, phones_from_transcript: bool = False,
+                  audio_trust: float = 1.0, device: str = "auto", model_path: str | Path | None = None,
+                  phones_from_transcript: bool = False,
                   progress: Callable[[float], None] | None = None, cancel: Callable[[], bool] | None = None,
                   on_chunk: Callable[[int, np.ndarray], None] | None = None) -> np.ndarray:
     """The neural model's motion (T, 74) at ``fps`` for the pipeline (module docstring);
@@ -448,7 +466,7 @@ def neural_motion(features, phones, *, duration: float, fps: float, conditions: 
     pieces = []
     sent = 0  # frames at ``fps`` handed to on_chunk so far
     for piece in stream_motion(runner, inputs, conditions[nearest], canonical, steps=steps, seed=seed,
-                               guidance=guidance, cancel=cancel):
+                               guidance=guidance, audio_trust=audio_trust, cancel=cancel):
         pieces.append(piece.values)
         if progress:
             progress(piece.fraction)

@@ -161,13 +161,13 @@ def _cached_inputs(audio_path: Path, cache_dir: str | Path | None) -> tuple[np.n
     from studio.audio.decode import load_audio
     from studio.audio.features import compute_features
     from studio.audio.phonemes import phones_for
-    from studio.generate.neural.inputs import neural_inputs
+    from studio.generate.neural.inputs import INPUTS_VERSION, neural_inputs
     from studio.generate.rig import num_frames_for
 
     transcript_path = audio_path.with_suffix(".txt")
     transcript = transcript_path.read_text(encoding="utf-8").strip() if transcript_path.is_file() else None
     stat = audio_path.stat()
-    key = f"{stat.st_size}:{stat.st_mtime_ns}:{transcript}"
+    key = f"{stat.st_size}:{stat.st_mtime_ns}:{transcript}:inputs-v{INPUTS_VERSION}"
     cache = Path(cache_dir) / f"{audio_path.stem}.npz" if cache_dir else None
     if cache is not None and cache.is_file():
         with np.load(cache, allow_pickle=False) as z:
