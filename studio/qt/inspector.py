@@ -45,6 +45,8 @@ import numpy as np
 from PySide6.QtCore import QEvent, QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import (
     QColor,
+    QFont,
+    QFontMetrics,
     QGuiApplication,
     QIcon,
     QMouseEvent,
@@ -706,8 +708,10 @@ class InspectorPanel(QWidget):
         self.empty.setForegroundRole(QPalette.PlaceholderText)
         self.empty.hide()
 
-        name_width = max(self.fontMetrics().horizontalAdvance(channel_label(k))
-                         for k in (*CHANNEL_INDEX, INTENSITY, EMOTION)) + 8
+        bold = QFont(self.font())
+        bold.setBold(True)  # a selected row's name is bold: the column fits it too
+        name_width = max(QFontMetrics(bold).horizontalAdvance(channel_label(k))
+                         for k in (*CHANNEL_INDEX, INTENSITY, EMOTION)) + 12
         self._field_palette = QPalette(self.palette())
         self._button_palette = QPalette(self.palette())
         self.sections: dict[str, Section] = {}

@@ -176,6 +176,7 @@ class JobList(QWidget):
         self.rows: dict[int, JobRow] = {}
         self.empty = QLabel("No jobs yet: Generate and the exports run here.", self)
         self.empty.setStyleSheet("color: #8a8f98;")
+        self.empty.setWordWrap(True)  # a narrow dock wraps it rather than cutting it off
         self.container = QWidget(self)
         self.list_layout = QVBoxLayout(self.container)
         self.list_layout.setContentsMargins(0, 0, 0, 0)
