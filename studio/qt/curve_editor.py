@@ -333,14 +333,8 @@ class CurveEditor(TimeCanvas):
         if not hit:
             self.drag = CurveDrag("box", x, y, additive=additive)
             return
-        selected = self.state.selected_keys()
-        inside = all(set(i) <= set(selected.get(p, ())) for p, i in hit.items())
-        if additive and inside:
-            self.state.select_keys(hit, "remove")
-            return
-        if not inside:
-            self.state.select_keys(hit, "add" if additive else "replace")
-        self.drag = CurveDrag("keys", x, y, additive=additive, hit=hit)
+        if self.state.press_keys(hit, additive):
+            self.drag = CurveDrag("keys", x, y, additive=additive, hit=hit)
 
     def mouseMoveEvent(self, event) -> None:
         drag = self.drag

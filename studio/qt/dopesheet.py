@@ -697,14 +697,8 @@ class DopeSheet(TimeCanvas):
         if not hit:
             self.drag = Drag("box", x, y, row, additive=additive)
             return
-        selected = self.state.selected_keys()
-        channels = self.row_channels(row)
-        if additive and all(set(i) <= set(selected.get(p, ())) for p, i in hit.items()):
-            self.state.select_keys(hit, "remove")
-            return
-        if not all(set(i) <= set(selected.get(p, ())) for p, i in hit.items()):
-            self.state.select_keys(hit, "add" if additive else "replace", channels, add_channels=additive)
-        self.drag = Drag("keys", x, y, row, additive=additive, hit=hit)
+        if self.state.press_keys(hit, additive, self.row_channels(row)):
+            self.drag = Drag("keys", x, y, row, additive=additive, hit=hit)
 
     def mouseMoveEvent(self, event) -> None:
         pos = event.position()

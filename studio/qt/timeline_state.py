@@ -538,6 +538,19 @@ class TimelineState(QObject):
             chosen = tuple(channels) + (chosen if add_channels else ())
         self.session.selection = Selection(chosen, new)
 
+    def press_keys(self, hit: Mapping, additive: bool, channels: Sequence[str] | None = None) -> bool:
+        """The selection rule of a click on keys, shared by the dope sheet and the curve editor:
+        Shift/Ctrl on keys all selected deselects them (no drag); otherwise unselected keys are
+        selected (added with Shift/Ctrl, else replacing) and a drag may start. Returns whether it may."""
+        selected = self.selected_keys()
+        inside = all(set(i) <= set(selected.get(p, ())) for p, i in hit.items())
+        if additive and inside:
+            self.select_keys(hit, "remove")
+            return False
+        if not inside:
+            self.select_keys(hit, "add" if additive else "replace", channels, add_channels=additive)
+        return True
+
     def select_channels(self, channels: Sequence[str], mode: str = "replace") -> None:
         """Select motion channels (``replace``, ``add`` or ``toggle``), keeping the key selection."""
         current = self.session.selection.channels
