@@ -113,6 +113,21 @@ def test_opening_a_project_resets_the_view_and_stops_listening_to_the_old_one():
     assert rec.log == []
 
 
+def test_follow_project_moves_handlers_to_each_opened_project():
+    session = Session(generated())
+    first = session.project
+    heard, opened = [], []
+    session.follow_project({"timing": lambda e: heard.append(session.project)}, lambda: opened.append(session.project))
+    assert opened == [first]
+    second = generated(seed=1)
+    session.set_project(second)
+    assert opened == [first, second]
+    first.events.timing.emit()
+    assert heard == []  # the previous project is no longer listened to
+    second.events.timing.emit()
+    assert heard == [second]
+
+
 def test_title_follows_the_path_and_the_modified_state():
     s = Session(generated(10))
     modified = []

@@ -19,7 +19,7 @@ Pure: numpy only, no Qt; tested without a QApplication.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
@@ -142,6 +142,21 @@ class Session:
     @property
     def project(self) -> Project:
         return self._project
+
+    def follow_project(self, handlers: Mapping[str, Callable], opened: Callable[[], None]) -> None:
+        """Keep ``handlers`` (project event name → callback) connected to whichever project is
+        open: moved from the previous project to the new one at each :meth:`set_project`, after
+        which ``opened()`` runs — and runs once now, for the project open already."""
+        def swap(event) -> None:
+            if event is not None:
+                for name, handler in handlers.items():
+                    getattr(event.previous.events, name).disconnect(handler)
+            for name, handler in handlers.items():
+                getattr(self._project.events, name).connect(handler)
+            opened()
+
+        self.events.project.connect(swap)
+        swap(None)
 
     def set_project(self, project: Project, path: str | Path | None = None) -> None:
         """Open ``project`` (saved at ``path``, None when it has no file yet): the playhead goes to

@@ -65,19 +65,13 @@ class HeadController(QObject):
         self.loading = False
         self.error = ""  # why the mesh could not be loaded
         self._wanted: tuple | None = None  # (sha256, assigned) of the newest request
-        session.events.project.connect(self._on_project)
-        self._on_project(None)
+        session.follow_project({"sources": self._on_sources, "mesh_keypoints": self._sync}, self._on_project)
 
     @property
     def project(self):
         return self.session.project
 
-    def _on_project(self, event) -> None:
-        if event is not None:
-            event.previous.events.sources.disconnect(self._on_sources)
-            event.previous.events.mesh_keypoints.disconnect(self._sync)
-        self.project.events.sources.connect(self._on_sources)
-        self.project.events.mesh_keypoints.connect(self._sync)
+    def _on_project(self) -> None:
         self._wanted = None
         self._sync()
 

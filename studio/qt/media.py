@@ -109,20 +109,15 @@ class MediaController(QObject):
         self._loaded: dict[str, str | None] = {}  # role → sha256 of what is loaded (or being loaded)
         self._cache: dict[tuple[str, str], object] = {}  # (role, sha256) → a load job's result
         self._fits: dict[bytes, object] = {}  # placed keypoints → fit (the last few)
-        session.events.project.connect(self._on_project)
-        self._on_project(None)
+        session.follow_project({"sources": self._on_sources, "portrait_keypoints": self._on_keypoints},
+                               self._on_project)
 
     # --- following the document -----------------------------------------------------------------
     @property
     def project(self):
         return self.session.project
 
-    def _on_project(self, event) -> None:
-        if event is not None:
-            event.previous.events.sources.disconnect(self._on_sources)
-            event.previous.events.portrait_keypoints.disconnect(self._on_keypoints)
-        self.project.events.sources.connect(self._on_sources)
-        self.project.events.portrait_keypoints.connect(self._on_keypoints)
+    def _on_project(self) -> None:
         self._loaded.clear()
         for role in ("portrait", "audio", "transcript", "mesh"):
             self._sync(role)

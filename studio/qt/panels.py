@@ -61,14 +61,7 @@ class MediaBin(QTreeWidget):
             self.rows[role] = item
         self.setColumnWidth(0, 160)
         session.events.media.connect(self._on_change)
-        session.events.project.connect(self._on_project)
-        self._on_project()
-
-    def _on_project(self, event=None) -> None:
-        if event is not None:
-            event.previous.events.sources.disconnect(self._on_change)
-        self.session.project.events.sources.connect(self._on_change)
-        self._on_change()
+        session.follow_project({"sources": self._on_change}, self._on_change)
 
     def _on_change(self, event=None) -> None:
         sources = self.session.project.sources
