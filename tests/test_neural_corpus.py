@@ -125,7 +125,7 @@ def test_inputs_carry_the_rigs_lip_prior():
     phones = [Phone(SILENCE, 0.0, 0.3), Phone("AA", 0.3, 0.41), Phone("P", 0.41, 0.43), Phone("AA", 0.43, 0.6),
               Phone(SILENCE, 0.6, 1.0)]
     x = neural_inputs(features, phones, 25, 25.0)
-    prior = x[:, INPUT_NAMES.index("rig.jaw"):]
+    prior = x[:, INPUT_NAMES.index("rig.jaw"):INPUT_NAMES.index("rig.gap") + 1]
     expected = lip_prior(phones, np.arange(25) / 25.0, features=features)
     expected[:, -1] /= 0.4
     np.testing.assert_allclose(prior, expected, atol=1e-6)
