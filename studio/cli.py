@@ -10,6 +10,7 @@
     studio eval build-corpus OUT [--items N] [--seed N]
     studio train corpus OUT [--items N] [--seed N] [--workers W]   the neural model's training corpus
     studio train fit DATA [--out DIR] [--init CHECKPOINT] [--hours H] [--steps N] [--batch B] [--seed S]
+                     [--source-shares SRC=X,…]
     studio bench core [--minutes M] [--repeat N]
     studio bench generate [--seconds S] [--repeat N]
     studio bench gui [--minutes M] [--frames N]           window latency during jobs, 2D view scrub fps
@@ -224,6 +225,22 @@ def cmd_generate(args) -> int:
     return 0
 
 
+def _source_shares(text: str | None) -> dict[str, float] | None:
+    """``"espeak-ng=0.35,flite=0.35,festival=0.3"`` → a dict (None when not given)."""
+    if not text:
+        return None
+    shares = {}
+    for part in text.split(","):
+        name, sep, value = part.partition("=")
+        try:
+            shares[name.strip()] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep or not name.strip():
+            raise CommandError(f"--source-shares: expected SOURCE=SHARE pairs separated by commas, got {part!r}")
+    return shares
+
+
 def cmd_eval_lve(args) -> int:
     """Lip vertex error (and upper-face dynamics deviation) of a motion-driven head against a
     reference mesh sequence of the same topology."""
@@ -361,7 +378,8 @@ def cmd_train_fit(args) -> int:
 
     if not args.target:
         raise CommandError("studio train fit needs the training data: a corpus folder or a motion dataset folder")
-    options = FitOptions(hours=args.hours, steps=args.steps, batch=args.batch, seed=args.seed or 0)
+    options = FitOptions(hours=args.hours, steps=args.steps, batch=args.batch, seed=args.seed or 0,
+                         source_shares=_source_shares(args.source_shares))
     out = Path(args.out) if args.out else MODELS_DIR
     summary = fit(Path(args.target), out, init=Path(args.init) if args.init else None, options=options,
                   log=lambda line: print(line, file=sys.stderr))
@@ -750,6 +768,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "unless --steps)")
     p.add_argument("--steps", type=int, help="fit: optimizer steps (the learning-rate schedule's length)")
     p.add_argument("--batch", type=int, default=32, help="fit: windows per step (default 32)")
+    p.add_argument("--source-shares", metavar="SRC=X,…",
+                   help="fit: share of the training windows per corpus synthesizer, e.g. "
+                        "espeak-ng=0.35,flite=0.35,festival=0.3 (default: every frame equally likely)")
     p.add_argument("--items", type=int, help="corpus: number of items (default 2000)")
     p.add_argument("--seed", type=int, help="corpus: seed of every draw; its held-out voices are the dev "
                    "corpus's for the same seed; fit: seed of the model, windows and noise (default 0)")

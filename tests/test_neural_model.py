@@ -34,7 +34,13 @@ from studio.generate.neural.runner import (
     make_window,
     stream_motion,
 )
-from studio.generate.neural.train import WindowSampler, corpus_clips, motion_statistics
+from studio.generate.neural.train import (
+    Clip,
+    TrainError,
+    WindowSampler,
+    corpus_clips,
+    motion_statistics,
+)
 from studio.generate.rig import default_conditions
 
 TINY = {"chunk": 24, "reference": 4, "lookahead": 4, "width": 32, "blocks": "SA", "heads": 2, "ssm_heads": 2,
@@ -259,3 +265,22 @@ def test_learning_rate_decays_with_the_time_budget_when_steps_run_slow():
     # the machine slowed down: the time budget is spent long before the planned steps
     assert _schedule(1_000, 10_000, 300, time_progress=1.0) == pytest.approx(0.1)
     assert _schedule(1_000, 10_000, 300, time_progress=0.5) == pytest.approx(0.55)
+
+
+def test_window_sampler_draws_each_source_with_its_share():
+    rng = np.random.default_rng(0)
+    config = ModelConfig(num_inputs=NUM_INPUTS, **TINY)
+
+    def clip(name, frames, source):
+        return Clip(name, np.zeros((frames, NUM_INPUTS), np.float32), np.zeros((frames, NUM_CHANNELS), np.float32),
+                    default_conditions(frames), np.zeros((21, 3), np.float32), (), source)
+
+    clips = [clip(f"e{i}", 200, "espeak-ng") for i in range(8)] + [clip("f0", 100, "flite"), clip("f1", 300, "flite")]
+    plain = WindowSampler(clips, config)
+    assert plain.weights[:8].sum() == pytest.approx(1600 / 2000)  # every frame equally likely
+    shared = WindowSampler(clips, config, {"espeak-ng": 0.4, "flite": 0.6})
+    assert shared.weights[:8].sum() == pytest.approx(0.4) and shared.weights[9] == pytest.approx(3 * shared.weights[8])
+    picks = rng.choice(len(clips), size=4000, p=shared.weights)
+    assert abs(np.mean(picks >= 8) - 0.6) < 0.03
+    with pytest.raises(TrainError, match="flite"):
+        WindowSampler(clips, config, {"espeak-ng": 1.0})

@@ -100,6 +100,7 @@ class Clip:
     conditions: np.ndarray      # (T, 13)
     canonical: np.ndarray       # (21, 3)
     phones: tuple[Phone, ...]   # the lip metric's reference
+    source: str = ""            # the synthesizer of a corpus item ("espeak-ng", "flite", "festival")
 
     @property
     def seconds(self) -> float:
@@ -118,7 +119,8 @@ def corpus_clips(corpus_dir: str | Path, split: str) -> list[Clip]:
         item = load_item(root / entry["file"])
         phones = tuple(Phone(str(label), float(a), float(b)) for label, a, b in
                        zip(item["phone_labels"], item["phone_starts"], item["phone_ends"]))
-        clips.append(Clip(entry["id"], item["inputs"], item["motion"], item["conditions"], item["canonical"], phones))
+        clips.append(Clip(entry["id"], item["inputs"], item["motion"], item["conditions"], item["canonical"], phones,
+                          str(entry.get("synthesizer", ""))))
     return clips
 
 
@@ -210,14 +212,28 @@ def motion_statistics(clips: Sequence[Clip]) -> tuple[np.ndarray, np.ndarray]:
 
 
 class WindowSampler:
-    """Random training windows of a set of clips, every frame about equally likely."""
+    """Random training windows of a set of clips, every frame about equally likely — or, with
+    ``source_shares`` (source → share), each source's frames drawn with that share of the windows
+    (every frame of one source equally likely), e.g. fewer espeak-ng windows than it has frames."""
 
-    def __init__(self, clips: Sequence[Clip], config: ModelConfig):
+    def __init__(self, clips: Sequence[Clip], config: ModelConfig, source_shares: dict[str, float] | None = None):
         self.clips = list(clips)
         self.config = config
         self.controls = [encode_controls(c.conditions) for c in self.clips]
         self.identities = [encode_identity(c.canonical) for c in self.clips]
         lengths = np.array([len(c.motion) for c in self.clips], dtype=np.float64)
+        if source_shares:
+            sources = np.array([c.source for c in self.clips])
+            missing = sorted(set(sources) - set(source_shares))
+            if missing:
+                raise TrainError(f"source shares give no share for {', '.join(repr(m) for m in missing)}")
+            if any(not (math.isfinite(v) and v >= 0) for v in source_shares.values()):
+                raise TrainError(f"source shares must be non-negative numbers, got {source_shares}")
+            for source in set(sources):
+                inside = sources == source
+                lengths[inside] *= source_shares[source] / lengths[inside].sum()
+            if lengths.sum() <= 0:
+                raise TrainError("source shares leave no window to train on")
         self.weights = lengths / lengths.sum()
 
     def sample(self, rng: np.random.Generator, size: int) -> dict[str, np.ndarray]:
@@ -287,6 +303,7 @@ class FitOptions:
     validate_steps: int = 10
     log_every: int = 50
     threads: int | None = None          # torch threads (default: 1 or every core, measured)
+    source_shares: dict | None = None   # share of the windows per corpus source (WindowSampler)
     config: dict = field(default_factory=dict)  # ModelConfig fields for a new model
 
     def learning_rate(self, fine_tuning: bool) -> float:
@@ -372,7 +389,7 @@ class Trainer:
                                            weight_decay=options.weight_decay)
         self.np_rng = np.random.default_rng(options.seed)
         self.generator = torch.Generator().manual_seed(options.seed)
-        self.sampler = WindowSampler(train, self.config)
+        self.sampler = WindowSampler(train, self.config, options.source_shares)
         self.step, self.base_elapsed, self.best_score, self.planned = 0, 0.0, -math.inf, options.steps
         if resume is not None:
             state = resume["train"]
