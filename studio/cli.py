@@ -231,13 +231,14 @@ def _source_shares(text: str | None) -> dict[str, float] | None:
         return None
     shares = {}
     for part in text.split(","):
-        name, sep, value = part.partition("=")
+        name, _, value = part.partition("=")
         try:
-            shares[name.strip()] = float(value)
+            share = float(value)
         except ValueError:
-            sep = ""
-        if not sep or not name.strip():
+            share = None
+        if share is None or not name.strip():
             raise CommandError(f"--source-shares: expected SOURCE=SHARE pairs separated by commas, got {part!r}")
+        shares[name.strip()] = share
     return shares
 
 
@@ -710,7 +711,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="neural: classifier-free guidance on emotion, 1 = none (default 1; above 1 costs 2×)")
     p.add_argument("--audio-trust", type=float, default=1.0, metavar="A",
                    help="neural: how far the lips follow the sound's spectrum rather than the phones alone, "
-                        "0…1 (default 1; below 1 costs one more evaluation per step)")
+                        "0…2 (default 1; other values cost one more evaluation per step)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="neural: compute device")
     p.add_argument("--model", metavar="FILE", help="neural: checkpoint (.pt) or ONNX export (.onnx) "
                    "(default models/neural/best.pt)")
@@ -736,7 +737,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--generator", choices=["rig", "neural"], default="rig", help="lipsync: the generator scored")
     p.add_argument("--model", help="lipsync, neural: checkpoint (.pt) or ONNX file (default models/neural/best.pt)")
     p.add_argument("--audio-trust", type=float, default=1.0, metavar="A",
-                   help="lipsync, neural: the sampling's trust in the sound, 0…1 (default 1)")
+                   help="lipsync, neural: the sampling's trust in the sound, 0…2 (default 1)")
     p.add_argument("--keypoints", help="lve: JSON of a custom mesh's 21 keypoint vertex ids")
     p.add_argument("--flame-model", help="lve: a FLAME model to drive a VOCA template with")
     p.add_argument("--corpus", metavar="MANIFEST", help="lipsync, controls: a dev corpus manifest.json")

@@ -1160,8 +1160,8 @@ def _festival_script(text: str, wav: Path, duration_stretch: float, f0_mean: flo
 
 def _run_festival(voice: str, script: str) -> str:
     """Run festival on ``(voice_<voice>)``, a report of the voice, then ``script``; its stdout."""
-    if voice not in festival_voices():
-        installed = festival_voices()
+    installed = festival_voices()
+    if voice not in installed:
         if shutil.which("festival") is None:
             raise SynthesisError("festival is not installed (no 'festival' program on PATH)")
         raise SynthesisError(f"festival has no English voice {voice!r} (installed: "

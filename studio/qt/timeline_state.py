@@ -542,8 +542,7 @@ class TimelineState(QObject):
         """The selection rule of a click on keys, shared by the dope sheet and the curve editor:
         Shift/Ctrl on keys all selected deselects them (no drag); otherwise unselected keys are
         selected (added with Shift/Ctrl, else replacing) and a drag may start. Returns whether it may."""
-        selected = self.selected_keys()
-        inside = all(set(i) <= set(selected.get(p, ())) for p, i in hit.items())
+        inside = contains(self.selected_keys(), hit)
         if additive and inside:
             self.select_keys(hit, "remove")
             return False

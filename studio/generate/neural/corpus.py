@@ -807,7 +807,7 @@ def read_manifest(corpus_dir: str | os.PathLike) -> dict:
         raise CorpusError(f"{path}: not a training corpus manifest (format {FORMAT!r} expected)")
     if data.get("version") != VERSION:
         raise CorpusError(f"{path}: corpus version {data.get('version')!r}, this code reads version {VERSION}")
-    if data.get("input_names") != list(INPUT_NAMES) or data.get("inputs_version", 1) != INPUTS_VERSION:
+    if (data.get("input_names"), data.get("inputs_version", 1)) != _INPUTS_NOW:
         raise CorpusError(f"{path}: built with other model inputs than this code computes "
                           f"(version {data.get('inputs_version', 1)}, {len(data.get('input_names') or [])} channels; this code: "
                           f"version {INPUTS_VERSION}, {NUM_INPUTS}); run studio train corpus on it again to refresh them")

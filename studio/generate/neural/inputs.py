@@ -184,7 +184,7 @@ def _pair_bands(log_mel: np.ndarray) -> np.ndarray:
 def _speech_mean(features: AudioFeatures) -> np.ndarray:
     """The per-band mean ``(40,)`` of the recording's voice-active frames, shrunk towards
     ``−MEL_OFFSET`` by ``CMN_PRIOR_FRAMES`` frames (all of it when nobody speaks)."""
-    speech = _pair_bands(features.log_mel[features.vad.astype(bool)]) if features.num_frames else np.zeros((0, MEL_BANDS))
+    speech = _pair_bands(features.log_mel[features.vad.astype(bool)])
     prior = CMN_PRIOR_FRAMES * features.rate / 100.0
     return (speech.sum(axis=0) - prior * MEL_OFFSET) / (len(speech) + prior)
 

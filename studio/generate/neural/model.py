@@ -563,11 +563,6 @@ def euler(velocity: Callable[[np.ndarray, float], np.ndarray], noise: np.ndarray
     return x
 
 
-def guided(v_cond, v_uncond, guidance: float):
-    """Classifier-free guidance on emotion: ``v_∅ + g (v_e − v_∅)``."""
-    return v_uncond + guidance * (v_cond - v_uncond)
-
-
 #: Seed of the mouth channels' noise, whatever the generation's seed (:func:`chunk_noise`).
 MOUTH_NOISE_SEED = 0x4C495053
 

@@ -301,15 +301,16 @@ def sample_window(runner: Runner, window: Window, noise: np.ndarray, *, steps: i
     on emotion and ``a`` = ``audio_trust`` on the sound (1: one evaluation per step; ``a`` < 1 leans
     on the phones and the rig's lip prior, for recordings far from the training voices; 0 ignores
     the sound's spectrum)."""
-    variants = ("full",) + (("no_emotion",) if guidance != 1.0 else ()) + (("no_acoustic",) if audio_trust != 1.0 else ())
-    weights = [(guidance - 1.0 if v == "no_emotion" else audio_trust - 1.0) for v in variants[1:]]
+    guides = [(variant, scale - 1.0) for variant, scale in (("no_emotion", guidance), ("no_acoustic", audio_trust))
+              if scale != 1.0]
+    variants = ("full", *(variant for variant, _ in guides))
     with runner.sampling():
         prepared = runner.prepare(window, variants)
 
         def velocity(x, t):
             v = runner.velocity(prepared, np.repeat(x, len(variants), axis=0), t)
             out = v[:1]
-            for row, weight in enumerate(weights, start=1):
+            for row, (_, weight) in enumerate(guides, start=1):
                 out = out + weight * (v[:1] - v[row:row + 1])
             return out
         x = euler(velocity, noise[None], steps)[0]
