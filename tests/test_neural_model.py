@@ -12,6 +12,7 @@ from studio.generate.neural.inputs import (
     ACOUSTIC_CHANNELS,
     ACOUSTIC_FLAG,
     INPUT_NAMES,
+    MEL_BANDS,
     NUM_INPUTS,
 )
 from studio.generate.neural.model import (
@@ -19,6 +20,7 @@ from studio.generate.neural.model import (
     LOSS_GROUPS,
     ModelConfig,
     MotionFlowModel,
+    augment_mel,
     chunk_noise,
     drop_acoustic,
     drop_emotion,
@@ -231,7 +233,7 @@ def test_audio_trust_interpolates_towards_the_model_without_the_sound():
 
 
 def test_training_blanks_the_acoustic_inputs_of_a_share_of_windows():
-    model = MotionFlowModel(ModelConfig(num_inputs=NUM_INPUTS, **TINY, acoustic_dropout=0.5)).train()
+    model = MotionFlowModel(ModelConfig(num_inputs=NUM_INPUTS, **TINY, acoustic_dropout=0.5, mel_augment=0.0)).train()
     batch = window_batch(model.config, batch=64)
     batch["audio"][..., ACOUSTIC_FLAG] = 1.0
     batch["motion"] = torch.cat([batch["reference"], batch["x"]], 1)
@@ -246,6 +248,28 @@ def test_training_blanks_the_acoustic_inputs_of_a_share_of_windows():
     assert torch.equal(seen[0][~blanked], batch["audio"][~blanked])
     energy = INPUT_NAMES.index("energy")
     assert torch.equal(seen[0][..., energy], batch["audio"][..., energy])  # level and voice activity stay
+
+
+def test_mel_augmentation_warps_and_masks_the_mel_of_a_share_of_windows_and_nothing_else():
+    rng = np.random.default_rng(0)
+    # a smooth spectrum moving over time, like speech's: warping keeps its shape, masking dents it
+    bands, frames = np.arange(MEL_BANDS), np.arange(100)
+    mel = np.sin(bands[None, :] / 6.0 + frames[:, None] / 9.0)[None] + 0.1 * rng.standard_normal((64, 100, MEL_BANDS))
+    audio = torch.from_numpy(np.concatenate([mel, rng.standard_normal((64, 100, NUM_INPUTS - MEL_BANDS))], 2).astype(np.float32))
+    audio[..., ACOUSTIC_FLAG] = 1.0
+    audio[:8] = drop_acoustic(audio[:8])  # acoustic dropout's windows
+    out = augment_mel(audio, 0.5, torch.Generator().manual_seed(1))
+    again = augment_mel(audio, 0.5, torch.Generator().manual_seed(1))
+    assert torch.equal(out, again)  # seeded
+    assert torch.equal(out[..., MEL_BANDS:], audio[..., MEL_BANDS:])  # only the mel moves
+    assert torch.equal(out[:8], audio[:8])  # blanked windows stay blank
+    changed = (out != audio).flatten(1).any(1)
+    assert 20 <= int(changed.sum()) <= 44  # about half
+    for k in np.flatnonzero(changed.numpy()):
+        a, b = audio[k, :, :MEL_BANDS].numpy().ravel(), out[k, :, :MEL_BANDS].numpy().ravel()
+        assert np.corrcoef(a, b)[0, 1] > 0.6  # the same spectrum, warped
+        assert np.abs(a - b).mean() > 0.02
+    assert ModelConfig.from_dict({"num_inputs": NUM_INPUTS}).mel_augment == 0.0  # older models had none
 
 
 def test_another_seed_moves_the_head_and_keeps_the_mouths_noise():

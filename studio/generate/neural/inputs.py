@@ -79,7 +79,7 @@ from studio.audio.features import ENERGY_FLOOR_DB, LOG_MEL_FLOOR, N_MELS, AudioF
 from studio.audio.phones import PHONES, SILENCE, Phone, merge_silences, validate_phones
 from studio.generate.rig import LIP_PRIOR, lip_prior
 
-__all__ = ["ACOUSTIC_CHANNELS", "ACOUSTIC_FLAG", "INPUTS_VERSION", "INPUT_NAMES", "NUM_INPUTS", "neural_inputs"]
+__all__ = ["ACOUSTIC_CHANNELS", "ACOUSTIC_FLAG", "INPUTS_VERSION", "INPUT_NAMES", "MEL_BANDS", "NUM_INPUTS", "neural_inputs"]
 
 #: Log-mel bands the 80 of the front end are averaged into (adjacent pairs).
 MEL_BANDS = 40

@@ -50,14 +50,17 @@ let the predictable lips weigh more than the stochastic head. Emotion is dropped
 flag 0) for a share ``emotion_dropout`` of windows, for classifier-free guidance; the acoustic
 inputs are blanked (:func:`drop_acoustic`) for a share ``acoustic_dropout``, so the model also
 animates from phones and the rig's prior alone and the runner can weigh how far to trust the
-sound of a recording unlike its training voices.
+sound of a recording unlike its training voices; and for a share ``mel_augment`` the mel is
+warped along its bands, masked in a run of bands and two runs of frames and offset
+(:func:`augment_mel`), so no single band or formant position of the synthesizers decides a lip
+shape.
 
 **Sampling** (:func:`euler`): Euler steps of the flow from seeded noise (:func:`chunk_noise`: the
 seed draws all but the mouth's), optionally guided on emotion: ``v = v_∅ + g (v_e − v_∅)`` with
 ``v_∅`` the emotion-dropped velocity (``g = 1`` needs one evaluation per step), and on the sound
 (:func:`~studio.generate.neural.runner.sample_window`).
 
-**Size.** The default config has 1,173,826 parameters (:func:`parameter_count`). Most of the
+**Size.** The default config has 1,181,506 parameters (:func:`parameter_count`). Most of the
 per-window work (audio encoder, per-frame conditioning) runs once per chunk; what runs at every
 sampling step is kept small (width 96, four blocks), because streaming is sequential — 60 s are
 22 chunks × 10 steps = 220 evaluations of a 90-frame window — and must take well under a second
@@ -87,7 +90,12 @@ from studio.core.motion import (
     NUM_CHANNELS,
     POSE_CHANNELS,
 )
-from studio.generate.neural.inputs import ACOUSTIC_CHANNELS, INPUTS_VERSION
+from studio.generate.neural.inputs import (
+    ACOUSTIC_CHANNELS,
+    ACOUSTIC_FLAG,
+    INPUTS_VERSION,
+    MEL_BANDS,
+)
 
 #: Per-frame controls the network reads (:func:`encode_controls`).
 CONTROL_NAMES: tuple[str, ...] = (
@@ -140,6 +148,7 @@ class ModelConfig:
     mlp_ratio: int = 2
     emotion_dropout: float = 0.1    # share of training windows with the emotion dropped (CFG)
     acoustic_dropout: float = 0.15  # share of training windows with the acoustic inputs blanked
+    mel_augment: float = 0.5        # share of training windows whose mel is warped and masked
     inputs_version: int = INPUTS_VERSION  # what the audio inputs mean (studio.generate.neural.inputs)
     velocity_weight: float = 1.0    # weight of the velocity loss on x̂ (first differences)
     acceleration_weight: float = 1.0  # weight of the acceleration loss on x̂ (second differences)
@@ -166,8 +175,8 @@ class ModelConfig:
         unknown = set(data) - known
         if unknown:
             raise ValueError(f"unknown model config keys: {', '.join(sorted(unknown))}")
-        # configs from before these keys: inputs version 1, no acoustic dropout
-        return cls(**{"inputs_version": 1, "acoustic_dropout": 0.0, **data})
+        # configs from before these keys: inputs version 1, no acoustic dropout, no mel augmentation
+        return cls(**{"inputs_version": 1, "acoustic_dropout": 0.0, "mel_augment": 0.0, **data})
 
 
 # --- conditions ----------------------------------------------------------------------------------
@@ -202,6 +211,55 @@ def drop_acoustic(audio):
     what the model sees in the windows of its acoustic dropout."""
     out = audio.copy() if isinstance(audio, np.ndarray) else audio.clone()
     out[..., list(ACOUSTIC_CHANNELS)] = 0.0
+    return out
+
+
+#: Mel augmentation (:func:`augment_mel`): the band-index warp range (a vocal tract ~12 % longer
+#: or shorter moves formants by about that much), the widest masked run of bands and of frames,
+#: and the largest offset of the whole window's mel (a recording's mean estimated off by that).
+MEL_WARP = 0.12
+MEL_MASK_BANDS = 6
+MEL_MASK_FRAMES = 4
+MEL_SHIFT = 0.1
+
+
+def augment_mel(audio: torch.Tensor, share: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """SpecAugment-style training noise on the mel of a share of windows ``(b, T, F)``: the bands
+    warped (read at ``i · α``, α within ``1 ± MEL_WARP``, like a longer or shorter vocal tract),
+    one run of up to ``MEL_MASK_BANDS`` bands and two runs of up to ``MEL_MASK_FRAMES`` frames set
+    to 0 (the speech mean), and the whole mel offset by up to ``± MEL_SHIFT``. Windows whose
+    acoustic inputs are blanked stay blank. The other channels are untouched."""
+    b, T, _ = audio.shape
+    pick = torch.rand(b, generator=generator) < share
+    if not bool(pick.any()):
+        return audio
+    mel = audio[..., :MEL_BANDS]
+
+    def u(n: int) -> torch.Tensor:
+        return torch.rand(n, generator=generator)
+
+    alpha = 1.0 + MEL_WARP * (2.0 * u(b) - 1.0)
+    where = (torch.arange(MEL_BANDS, dtype=audio.dtype)[None, :] * alpha[:, None]).clamp(0, MEL_BANDS - 1)
+    low = where.floor().long()
+    high = (low + 1).clamp(max=MEL_BANDS - 1)
+    frac = (where - low)[:, None, :]
+    warped = (torch.gather(mel, 2, low[:, None, :].expand(b, T, MEL_BANDS)) * (1.0 - frac)
+              + torch.gather(mel, 2, high[:, None, :].expand(b, T, MEL_BANDS)) * frac)
+    keep = torch.ones(b, T, MEL_BANDS, dtype=audio.dtype)
+    bands = torch.arange(MEL_BANDS)[None, :]
+    width = (u(b) * (MEL_MASK_BANDS + 1)).long()
+    start = (u(b) * (MEL_BANDS - width + 1)).long()
+    keep = keep * ~((bands >= start[:, None]) & (bands < (start + width)[:, None]))[:, None, :]
+    frames = torch.arange(T)[None, :]
+    for _ in range(2):
+        width = (u(b) * (MEL_MASK_FRAMES + 1)).long()
+        start = (u(b) * (T - width + 1)).long()
+        keep = keep * ~((frames >= start[:, None]) & (frames < (start + width)[:, None]))[:, :, None]
+    shift = MEL_SHIFT * (2.0 * u(b) - 1.0)
+    heard = audio[..., ACOUSTIC_FLAG:ACOUSTIC_FLAG + 1] > 0   # blanked windows keep their zeros
+    augmented = torch.where(heard, warped * keep + shift[:, None, None], mel)
+    out = audio.clone()
+    out[..., :MEL_BANDS] = torch.where(pick[:, None, None], augmented, mel)
     return out
 
 
@@ -502,6 +560,8 @@ class MotionFlowModel(nn.Module):
         if self.training and self.config.acoustic_dropout > 0:
             drop = torch.rand(b, generator=generator) < self.config.acoustic_dropout
             audio = torch.where(drop[:, None, None], drop_acoustic(audio), audio)
+        if self.training and self.config.mel_augment > 0:
+            audio = augment_mel(audio, self.config.mel_augment, generator)
         x = self.normalize(motion[:, R:])
         noise = torch.randn(x.shape, generator=generator)
         t = torch.rand(b, generator=generator)
