@@ -128,6 +128,29 @@ def test_follow_project_moves_handlers_to_each_opened_project():
     assert heard == [second]
 
 
+def test_follow_project_takes_dotted_paths_and_one_handler_on_several_events():
+    session = Session(generated())
+    first = session.project
+    heard = []
+
+    def handler(event=None):
+        heard.append(session.project)
+
+    session.follow_project({"undo_stack.events.index": handler, "base": handler, "emotion": handler}, lambda: None)
+    first.add_layer("Keys")  # an undoable edit moves the stack's index
+    assert heard and set(heard) == {first}
+    second = generated(seed=1)
+    session.set_project(second)
+    heard.clear()
+    first.add_layer("Ignored")
+    first.events.base.emit()
+    assert heard == []  # all three left the previous project
+    second.events.base.emit()
+    second.events.emotion.emit()
+    second.add_layer("Keys")
+    assert len(heard) >= 3 and set(heard) == {second}
+
+
 def test_title_follows_the_path_and_the_modified_state():
     s = Session(generated(10))
     modified = []

@@ -18,6 +18,7 @@ Pure: numpy only, no Qt; tested without a QApplication.
 
 from __future__ import annotations
 
+import functools
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -144,15 +145,20 @@ class Session:
         return self._project
 
     def follow_project(self, handlers: Mapping[str, Callable], opened: Callable[[], None]) -> None:
-        """Keep ``handlers`` (project event name → callback) connected to whichever project is
-        open: moved from the previous project to the new one at each :meth:`set_project`, after
-        which ``opened()`` runs — and runs once now, for the project open already."""
+        """Keep ``handlers`` (event → callback) connected to whichever project is open: moved from
+        the previous project to the new one at each :meth:`set_project`, after which ``opened()``
+        runs — and runs once now, for the project open already. An event is named as in
+        ``project.events`` (``"timing"``) or by its dotted path from the project
+        (``"undo_stack.events.index"``); one callback may take several events."""
+        def emitter(project: Project, name: str):
+            return functools.reduce(getattr, name.split("."), project) if "." in name else getattr(project.events, name)
+
         def swap(event) -> None:
             if event is not None:
                 for name, handler in handlers.items():
-                    getattr(event.previous.events, name).disconnect(handler)
+                    emitter(event.previous, name).disconnect(handler)
             for name, handler in handlers.items():
-                getattr(self._project.events, name).connect(handler)
+                emitter(self._project, name).connect(handler)
             opened()
 
         self.events.project.connect(swap)

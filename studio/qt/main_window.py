@@ -174,7 +174,6 @@ class MainWindow(QMainWindow):
         self._apply_default_layout()
         self._restore_layout()
 
-        self.session.events.project.connect(self._on_project)
         self.session.events.path.connect(self._update_title)
         self.session.events.modified.connect(self._update_title)
         self.session.events.frame.connect(self._on_frame)
@@ -186,7 +185,10 @@ class MainWindow(QMainWindow):
         self.heads.changed.connect(self._on_head)
         self.jobs.failed.connect(self._on_job_failed)
         self.media_bin.import_requested.connect(self.import_dialog)
-        self._on_project()
+        regenerate = self._update_enabled  # what needs re-generating changed
+        self.session.follow_project({"undo_stack.events.index": self._on_undo_index, "timing": self._on_timing,
+                                     "base": regenerate, "emotion": regenerate, "controls": regenerate},
+                                    self._on_project)
         if probe_device:
             self._probe_device()
 
@@ -394,18 +396,7 @@ class MainWindow(QMainWindow):
                       on_done=done, visible=False)
 
     # --- following the session --------------------------------------------------------------------
-    def _on_project(self, event=None) -> None:
-        if event is not None:
-            event.previous.undo_stack.events.index.disconnect(self._on_undo_index)
-            event.previous.events.timing.disconnect(self._on_timing)
-            for emitter in (event.previous.events.base, event.previous.events.emotion,
-                            event.previous.events.controls):
-                emitter.disconnect(self._update_enabled)
-        project = self.session.project
-        project.undo_stack.events.index.connect(self._on_undo_index)
-        project.events.timing.connect(self._on_timing)
-        for emitter in (project.events.base, project.events.emotion, project.events.controls):
-            emitter.connect(self._update_enabled)  # what needs re-generating
+    def _on_project(self) -> None:
         self._on_undo_index()
         self._on_timing()
         self._update_title()
