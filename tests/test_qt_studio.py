@@ -1,4 +1,5 @@
-"""The studio window with every panel docked (offscreen): the default layout, shortcuts that are
+"""The studio window with every panel docked (offscreen): the default layout, the inspector's open
+sections remembered across starts, shortcuts that are
 never ambiguous wherever the focus is, and K keying the value the picture shows on the layer the
 animator chose in the timeline (REPLACE, ADD, partial influence alike) — as the inspector's Key
 buttons do."""
@@ -43,6 +44,23 @@ def test_the_default_layout_docks_every_panel_in_its_place(make_window):
     assert 300 <= inspector.width() <= 520 and 220 <= media.width() <= 360
     panels = [a.text() for a in window.panels_menu.actions()]
     assert panels == ["2D view", "Media", "Jobs", "Inspector", "Timeline"]
+
+
+def test_the_inspectors_open_sections_are_remembered_across_starts(make_window, tmp_path):
+    settings_file = tmp_path / "studio.ini"
+    window = make_window(settings_file)
+    assert window.inspector.open_sections() == ["controls", "head", "eyes"]  # a first start
+    window.inspector.set_expanded(["head"], False)
+    window.inspector.set_expanded(["lips", "jaw"], True)
+    window.shutdown()
+    window.close()
+    again = make_window(settings_file)
+    assert again.inspector.open_sections() == ["controls", "eyes", "lips", "jaw"]
+    assert again.inspector.sections["lips"].body.isVisibleTo(again.inspector)
+    again.inspector.set_expanded(None, False)
+    again.shutdown()
+    again.close()
+    assert make_window(settings_file).inspector.open_sections() == []  # all folded stays folded
 
 
 def test_no_shortcut_is_ambiguous_wherever_the_focus_is(make_window, qtbot, qtlog):

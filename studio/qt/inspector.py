@@ -1001,6 +1001,18 @@ class InspectorPanel(QWidget):
             self.sections[group].set_expanded(expanded)
         self.schedule()
 
+    def open_sections(self) -> list[str]:
+        """The sections the user has open (top to bottom; a filter holding one open does not count)."""
+        return [group for group, section in self.sections.items() if section.user_expanded]
+
+    def set_open_sections(self, groups: Iterable[str]) -> None:
+        """Open exactly the named sections and fold the rest (names it does not have are ignored:
+        a remembered list from another version)."""
+        wanted = set(groups)
+        for group, section in self.sections.items():
+            section.set_expanded(group in wanted)
+        self.schedule()
+
     def reveal(self, key: str) -> None:
         """Open a row's section and scroll the row into view."""
         row = self.emotion if key == EMOTION else self.rows[key]

@@ -29,8 +29,8 @@ actions that can be active at once (:func:`shortcut_conflicts` finds any), which
 "Ambiguous shortcut" and do nothing. Text fields and a focused inspector slider keep the keys they
 edit with (typing, the arrows).
 
-Settings (QSettings): window geometry and dock layout, recent files, the autosave interval and the
-recovery bookkeeping. Questions to the user go through :class:`~studio.qt.dialogs.Dialogs`.
+Settings (QSettings): window geometry and dock layout, the inspector's open sections, recent
+files, the autosave interval and the recovery bookkeeping. Questions to the user go through :class:`~studio.qt.dialogs.Dialogs`.
 """
 
 from __future__ import annotations
@@ -151,6 +151,9 @@ class MainWindow(QMainWindow):
         self.head_view: HeadView | None = None  # the 3D panel, made when a head mesh first loads
         self.head_dock: QDockWidget | None = None
         self.inspector = InspectorPanel(self.session, self)
+        sections = self.settings.value("inspector/open")
+        if sections is not None:  # a comma-separated list; empty: all folded
+            self.inspector.set_open_sections(s for s in str(sections).split(",") if s)
         self.timeline = TimelinePanel(self.session, self)
         self.setDockNestingEnabled(True)
         # The timeline spans the whole width under the left column and the views.
@@ -922,6 +925,7 @@ class MainWindow(QMainWindow):
         self.jobs.cancel_all(wait=True)
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.settings.setValue("window/state", self.saveState())
+        self.settings.setValue("inspector/open", ",".join(self.inspector.open_sections()))
         self.recovery.clean_exit()
         self.settings.sync()
 
