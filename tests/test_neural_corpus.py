@@ -13,8 +13,13 @@ from studio.audio.phones import PHONES, SILENCE, Phone
 from studio.audio.synth import FESTIVAL_VOICES, festival_voice, synthesize_espeak
 from studio.cli import main
 from studio.core.document import CONDITION_CHANNELS, EMOTIONS
-from studio.core.keypoints import KEYPOINT_INDEX, MEAN_FACE, eye_centers
-from studio.core.motion import NUM_CHANNELS
+from studio.core.keypoints import (
+    KEYPOINT_INDEX,
+    KEYPOINT_REGIONS,
+    MEAN_FACE,
+    eye_centers,
+)
+from studio.core.motion import CHANNEL_INDEX, EXP, NUM_CHANNELS
 from studio.generate.devcorpus import build_dev_corpus, load_sentences, padded_16k
 from studio.generate.lipsync import closure_counts, lag_ms
 from studio.generate.neural.corpus import (
@@ -36,6 +41,7 @@ from studio.generate.neural.inputs import (
     INPUT_NAMES,
     NUM_INPUTS,
     neural_inputs,
+    prior_motion,
 )
 from studio.generate.rig import (
     LIP_PRIOR,
@@ -135,6 +141,11 @@ def test_inputs_carry_the_rigs_lip_prior():
     # the rig's own mouth for the same phones has the same gap (it is the rig's answer)
     motion = rig_motion(phones, num_frames=25, fps=25.0, features=features)
     np.testing.assert_allclose(gap * 0.4, mouth_gap(motion), atol=1e-5)
+    # and its whole mouth reads back from the prior: the lips and jaw a residual model starts from
+    mouth = [CHANNEL_INDEX[f"exp.{k}.{a}"] for k in (*KEYPOINT_REGIONS["lips"], *KEYPOINT_REGIONS["jaw"]) for a in "xyz"]
+    back = prior_motion(x)
+    np.testing.assert_allclose(back[:, mouth], motion[:, mouth], atol=1e-5)
+    assert not back[:, EXP.stop:].any()  # head, eyes: nothing
 
 
 def test_the_level_reaches_the_model_through_the_energy_channel_only():

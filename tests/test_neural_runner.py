@@ -311,3 +311,36 @@ def test_controls_evaluation_reports_diversity_and_emotion_offsets(speech, check
     assert all(e["offset_norm"] > 0 and len(e["largest"]) == 3 for e in report["emotions"].values())
     text = format_controls(report)
     assert "between the seeds" in text and "happy" in text
+
+
+def test_a_mouth_residual_model_adds_the_rigs_mouth_and_reads_its_reference_without_it():
+    from studio.generate.neural.inputs import prior_motion
+    from studio.generate.neural.model import MotionFlowModel
+
+    whole = tiny_model(seed=5)
+    assert whole.config.mouth_residual  # new models generate the residual
+    absolute = MotionFlowModel(replace(whole.config, mouth_residual=False)).eval()
+    absolute.load_state_dict(whole.state_dict())
+    residual_runner, absolute_runner = TorchRunner.from_model(whole, "cpu"), TorchRunner.from_model(absolute, "cpu")
+    frames = whole.config.chunk  # one chunk: no reference frames, the same network output
+    inputs, conditions = _inputs(frames, seed=2), default_conditions(frames)
+    prior = prior_motion(inputs)
+    assert np.abs(prior).max() > 0.05
+    a = np.concatenate([c.values for c in stream_motion(residual_runner, inputs, conditions, steps=STEPS)])
+    b = np.concatenate([c.values for c in stream_motion(absolute_runner, inputs, conditions, steps=STEPS)])
+    lip_down, eyes = CHANNEL_INDEX["exp.lip_lower_center.y"], slice(CHANNEL_INDEX["eye.blink_l"], NUM_CHANNELS)
+    keep = np.ones(NUM_CHANNELS, bool)
+    keep[[lip_down]] = keep[eyes] = False  # finish_frames clamps these after the prior is added
+    np.testing.assert_allclose(a[:, keep], (b + prior)[:, keep], atol=1e-5)
+
+    # more chunks: each reads the motion it already made less the prior as its reference
+    frames = 3 * whole.config.chunk
+    inputs, conditions = _inputs(frames, seed=3), default_conditions(frames)
+    references, prepare = [], residual_runner.prepare
+    residual_runner.prepare = lambda window, variants=("full",): references.append(window) or prepare(window, variants)
+    motion = np.concatenate([c.values for c in stream_motion(residual_runner, inputs, conditions, steps=STEPS)])
+    R, prior = whole.config.reference, prior_motion(inputs)
+    starts = chunk_starts(frames, whole.config.chunk, 10)
+    assert len(references) == len(starts) > 1
+    for window, start in zip(references[1:], starts[1:]):
+        np.testing.assert_allclose(window.reference, (motion - prior)[start - R:start], atol=1e-5)

@@ -411,11 +411,20 @@ def lip_prior(phones: Sequence[Phone], times: np.ndarray, *, features: Prosody |
     times = np.asarray(times, dtype=np.float64)
     params = articulation(phones, times, features=features, lead=style.lead)
     weight = closure_weight(phones, times, style)
-    offsets = np.einsum("tp,pkd->tkd", params, BASIS)
-    _apply_closure(offsets, weight)
+    offsets = prior_offsets(np.column_stack([params, weight]))
     k = KEYPOINT_INDEX
     gap = np.maximum(offsets[:, k["lip_upper_center"], 1] - offsets[:, k["lip_lower_center"], 1], 0.0)
     return np.column_stack([params, weight, gap])
+
+
+def prior_offsets(prior: np.ndarray) -> np.ndarray:
+    """(T, 21, 3) keypoint offsets of the rig's mouth from rows of :func:`lip_prior` (its
+    articulatory parameters and closure weight; the gap column is not needed): the expression the
+    rig gives those phones with no emotion."""
+    prior = np.asarray(prior, dtype=np.float64)
+    offsets = np.einsum("tp,pkd->tkd", prior[:, :len(ARTICULATION)], BASIS)
+    _apply_closure(offsets, prior[:, len(ARTICULATION)])
+    return offsets
 
 
 # --- prosody -------------------------------------------------------------------------------------

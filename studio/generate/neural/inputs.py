@@ -77,9 +77,11 @@ import numpy as np
 
 from studio.audio.features import ENERGY_FLOOR_DB, LOG_MEL_FLOOR, N_MELS, AudioFeatures
 from studio.audio.phones import PHONES, SILENCE, Phone, merge_silences, validate_phones
-from studio.generate.rig import LIP_PRIOR, lip_prior
+from studio.core.motion import EXP, NUM_CHANNELS
+from studio.generate.rig import LIP_PRIOR, lip_prior, prior_offsets
 
-__all__ = ["ACOUSTIC_CHANNELS", "ACOUSTIC_FLAG", "INPUTS_VERSION", "INPUT_NAMES", "MEL_BANDS", "NUM_INPUTS", "neural_inputs"]
+__all__ = ["ACOUSTIC_CHANNELS", "ACOUSTIC_FLAG", "INPUTS_VERSION", "INPUT_NAMES", "MEL_BANDS", "NUM_INPUTS", "neural_inputs",
+           "prior_motion"]
 
 #: Log-mel bands the 80 of the front end are averaged into (adjacent pairs).
 MEL_BANDS = 40
@@ -152,6 +154,17 @@ def neural_inputs(features: AudioFeatures, phones: Sequence[Phone], num_frames: 
     prior[:, -1] /= GAP_SCALE
     out[:, _PRIOR] = prior
     out[:, ACOUSTIC_FLAG] = 1.0
+    return out
+
+
+def prior_motion(inputs: np.ndarray) -> np.ndarray:
+    """The rig's mouth as a motion track ``(T, 74)`` float32, read back from the ``rig.*`` columns
+    of inputs ``(T, NUM_INPUTS)`` (:func:`~studio.generate.rig.prior_offsets`): the expression
+    channels the rig gives the phones with no emotion, every other channel 0. A model with
+    ``mouth_residual`` generates the motion minus this. Padding rows (all 0) give 0."""
+    inputs = np.asarray(inputs)
+    out = np.zeros((len(inputs), NUM_CHANNELS), np.float32)
+    out[:, EXP] = prior_offsets(inputs[:, _PRIOR]).reshape(len(inputs), -1)
     return out
 
 

@@ -55,6 +55,14 @@ warped along its bands, masked in a run of bands and two runs of frames and offs
 (:func:`augment_mel`), so no single band or formant position of the synthesizers decides a lip
 shape.
 
+**Mouth residual** (``mouth_residual``, new models): the model generates the motion *less the
+rig's mouth on the phones it is given* (:func:`~studio.generate.neural.inputs.prior_motion`, read
+back from the ``rig.*`` input columns), and reads its reference frames the same way; the runner
+adds the rig's mouth back. Its default — what it falls back on for a recording unlike its training
+voices — is then the rig's answer, and what it learns is the correction: the emotion's mouth, a
+bilabial the recognizer missed, a closure it invented. Models from before (``mouth_residual``
+false) generate the whole motion.
+
 **Sampling** (:func:`euler`): Euler steps of the flow from seeded noise (:func:`chunk_noise`: the
 seed draws all but the mouth's), optionally guided on emotion: ``v = v_∅ + g (v_e − v_∅)`` with
 ``v_∅`` the emotion-dropped velocity (``g = 1`` needs one evaluation per step), and on the sound
@@ -149,6 +157,7 @@ class ModelConfig:
     emotion_dropout: float = 0.1    # share of training windows with the emotion dropped (CFG)
     acoustic_dropout: float = 0.15  # share of training windows with the acoustic inputs blanked
     mel_augment: float = 0.5        # share of training windows whose mel is warped and masked
+    mouth_residual: bool = True     # generate the motion minus the rig's mouth on the phones (prior_motion)
     inputs_version: int = INPUTS_VERSION  # what the audio inputs mean (studio.generate.neural.inputs)
     velocity_weight: float = 1.0    # weight of the velocity loss on x̂ (first differences)
     acceleration_weight: float = 1.0  # weight of the acceleration loss on x̂ (second differences)
@@ -175,8 +184,10 @@ class ModelConfig:
         unknown = set(data) - known
         if unknown:
             raise ValueError(f"unknown model config keys: {', '.join(sorted(unknown))}")
-        # configs from before these keys: inputs version 1, no acoustic dropout, no mel augmentation
-        return cls(**{"inputs_version": 1, "acoustic_dropout": 0.0, "mel_augment": 0.0, **data})
+        # configs from before these keys: inputs version 1, no acoustic dropout, no mel augmentation,
+        # the whole motion generated
+        return cls(**{"inputs_version": 1, "acoustic_dropout": 0.0, "mel_augment": 0.0, "mouth_residual": False,
+                      **data})
 
 
 # --- conditions ----------------------------------------------------------------------------------

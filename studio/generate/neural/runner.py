@@ -47,6 +47,7 @@ import numpy as np
 
 from studio.core.document import CONDITION_CHANNELS
 from studio.core.motion import CHANNEL_INDEX, CHANNEL_RANGES, EYE_CHANNELS, NUM_CHANNELS
+from studio.generate.neural.inputs import prior_motion
 from studio.generate.neural.model import (
     ModelConfig,
     chunk_noise,
@@ -410,16 +411,21 @@ def stream_motion(runner: Runner, inputs: np.ndarray, conditions: np.ndarray, ca
     controls = encode_controls(conditions)
     identity = encode_identity(canonical)
     motion = np.zeros((T, NUM_CHANNELS), np.float32)
+    # a residual model generates, and reads as its reference, the motion less the rig's mouth
+    prior = prior_motion(inputs) if config.mouth_residual else None
+    generated = motion if prior is None else np.zeros_like(motion)
     starts = chunk_starts(T, chunk, min(overlap, chunk - 1))
     emitted = 0
     for k, start in enumerate(starts):
         if cancel is not None and cancel():
             raise Cancelled(f"cancelled after {emitted} of {T} frames")
-        window = make_window(inputs, controls, identity, motion, start, config, chunk)
+        window = make_window(inputs, controls, identity, generated, start, config, chunk)
         values = sample_window(runner, window, chunk_noise(seed, k, config.chunk), steps=steps, guidance=guidance,
                                audio_trust=audio_trust)
         n = min(chunk, T - start)
         values = values[:n]
+        if prior is not None:
+            values = values + prior[start:start + n]
         if k:  # cross-fade over the frames the previous chunk also produced
             previous_end = starts[k - 1] + min(chunk, T - starts[k - 1])
             shared = max(0, previous_end - start)
@@ -429,6 +435,8 @@ def stream_motion(runner: Runner, inputs: np.ndarray, conditions: np.ndarray, ca
         final = starts[k + 1] if k + 1 < len(starts) else T
         piece = finish_frames(motion[emitted:final].copy(), conditions[emitted:final])
         motion[emitted:final] = piece
+        if prior is not None:
+            generated[emitted:start + n] = motion[emitted:start + n] - prior[emitted:start + n]
         yield MotionChunk(emitted, piece, k, len(starts), T)
         emitted = final
 

@@ -60,6 +60,7 @@ import torch
 from studio.audio.phones import Phone
 from studio.core.motion import NUM_CHANNELS
 from studio.core.safe_io import atomic_write
+from studio.generate.neural.inputs import prior_motion
 from studio.generate.neural.model import (
     ModelConfig,
     MotionFlowModel,
@@ -205,9 +206,19 @@ def load_training_data(data: str | Path, cache_dir: str | Path | None = None) ->
             "motion dataset")
 
 
-def motion_statistics(clips: Sequence[Clip]) -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel mean and standard deviation (floored at :data:`STD_FLOOR`) of the targets."""
-    values = np.concatenate([c.motion for c in clips]).astype(np.float64)
+def generated_target(clip: Clip, config: ModelConfig) -> np.ndarray:
+    """What a model of ``config`` generates for ``clip`` (T, 74): its motion, less the rig's mouth
+    on the clip's phones (:func:`~studio.generate.neural.inputs.prior_motion`) with ``mouth_residual``."""
+    if not config.mouth_residual:
+        return clip.motion
+    return (clip.motion - prior_motion(clip.inputs)).astype(np.float32)
+
+
+def motion_statistics(clips: Sequence[Clip], config: ModelConfig | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and standard deviation (floored at :data:`STD_FLOOR`) of the targets (of
+    what a model of ``config`` generates: :func:`generated_target`; the motion when None)."""
+    values = np.concatenate([c.motion if config is None else generated_target(c, config)
+                             for c in clips]).astype(np.float64)
     return values.mean(0).astype(np.float32), np.maximum(values.std(0), STD_FLOOR).astype(np.float32)
 
 
@@ -221,6 +232,7 @@ class WindowSampler:
         self.config = config
         self.controls = [encode_controls(c.conditions) for c in self.clips]
         self.identities = [encode_identity(c.canonical) for c in self.clips]
+        self.targets = [generated_target(c, config) for c in self.clips]
         lengths = np.array([len(c.motion) for c in self.clips], dtype=np.float64)
         if source_shares:
             sources = np.array([c.source for c in self.clips])
@@ -245,12 +257,13 @@ class WindowSampler:
         rows: dict[str, list] = {k: [] for k in ("audio", "controls", "identity", "reference", "roles", "motion")}
         for k, first_chunk, u in zip(picks, first, fraction):
             clip = self.clips[k]
-            T = len(clip.motion)
+            motion = self.targets[k]
+            T = len(motion)
             start = 0 if first_chunk else int(u * (max(0, T - C) + 1))
-            window = make_window(clip.inputs, self.controls[k], self.identities[k], clip.motion, start, self.config, C)
+            window = make_window(clip.inputs, self.controls[k], self.identities[k], motion, start, self.config, C)
             target = np.zeros((C, NUM_CHANNELS), np.float32)
             n = min(C, T - start)
-            target[:n] = clip.motion[start:start + n]
+            target[:n] = motion[start:start + n]
             for name in ("audio", "controls", "identity", "reference", "roles"):
                 rows[name].append(getattr(window, name))
             rows["motion"].append(np.concatenate([window.reference, target]))
@@ -374,9 +387,10 @@ class Trainer:
         elif init is not None:
             model = model_from_checkpoint(load_checkpoint(init), init)
         else:
-            mean, std = motion_statistics(train)
+            config = ModelConfig(num_inputs=NUM_INPUTS, **options.config)
+            mean, std = motion_statistics(train, config)
             torch.manual_seed(options.seed)
-            model = MotionFlowModel(ModelConfig(num_inputs=NUM_INPUTS, **options.config), mean, std)
+            model = MotionFlowModel(config, mean, std)
         if model.config.fps != FPS:
             raise TrainError(f"the model runs at {model.config.fps:g} fps; training data is at {FPS:g} fps")
         if options.hours is None and options.steps is None:
