@@ -122,3 +122,41 @@ def test_plain_data_round_trip_is_exact():
         FCurve.from_dict({"frames": [0, 0], "values": [0, 1], "interpolation": ["LINEAR", "LINEAR"]})
     with pytest.raises(ValueError, match="length"):
         FCurve.from_dict({"frames": [0, 1], "values": [0, 1], "interpolation": ["LINEAR"]})
+
+
+def test_a_set_handle_slope_shapes_its_bezier_segments_and_survives_edits():
+    auto = FCurve.from_keys([0, 10, 20], [0.0, 1.0, 0.0])
+    assert auto.tangents[1] == 0.0  # an extremum: flat
+    tilted = auto.with_slopes([1], 0.2)
+    assert tilted.tangents.tolist() == [0.0, 0.2, 0.0] and tilted != auto
+    np.testing.assert_allclose(tilted.evaluate([0, 10, 20]), [0, 1, 0])  # still through the keys
+    # the handle's slope is the curve's slope at the key, on both sides (aligned handles)
+    eps = 1e-4
+    for side in (-eps, eps):
+        slope = (tilted.evaluate(10 + side) - 1.0) / side
+        assert slope == pytest.approx(0.2, abs=1e-3)
+    assert tilted.evaluate(12) > auto.evaluate(12) and tilted.evaluate(8) < auto.evaluate(8)
+    # linear and constant segments ignore it; NaN returns the key to auto
+    assert tilted.with_interpolation([0, 1], I.LINEAR).evaluate(15) == pytest.approx(0.5)
+    assert tilted.with_slopes([1], np.nan) == auto
+    # edits keep the slope with its key: moving, deleting another key, re-keying its frame
+    assert tilted.with_keys_moved([1], 2, 0.5).tangents[1] == 0.2
+    assert tilted.without_keys([0]).slopes.tolist()[0] == 0.2
+    assert tilted.with_keys([10], [3.0]).slopes[1] == 0.2
+    assert np.isnan(tilted.with_keys([5], [3.0]).slopes[1])  # a new key is auto
+    assert tilted.with_keys([10], [3.0], slopes=np.nan) == auto.with_keys([10], [3.0])
+    with pytest.raises(ValueError, match="finite"):
+        auto.with_slopes([0], np.inf)
+
+
+def test_set_slopes_round_trip_and_files_without_them_read_as_auto():
+    c = FCurve.from_keys([0, 10, 20], [0.0, 1.0, 0.0]).with_slopes([2], -0.05)
+    data = c.to_dict()
+    assert data["slopes"] == [None, None, -0.05]
+    assert FCurve.from_dict(data) == c
+    assert "slopes" not in FCurve.from_keys([0, 1], [0.0, 1.0]).to_dict()  # all auto: the old layout
+    old = {"frames": [0, 10], "values": [0, 1], "interpolation": ["BEZIER", "BEZIER"]}
+    assert np.isnan(FCurve.from_dict(old).slopes).all()
+    for bad in ([None], "steep", [None, float("inf")], [None, True]):
+        with pytest.raises(ValueError, match="slopes"):
+            FCurve.from_dict({**old, "slopes": bad})

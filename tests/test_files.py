@@ -31,6 +31,7 @@ def full_project(tmp_path):
     p.set_base(BaseMotion(values, p.conditions(np.arange(120)), "rig", {"seed": 3, "transcript": "hello"}))
     keys = p.add_layer("Keys")
     p.insert_keys(("layer", keys, "exp.chin.y"), [0, 10.5, 60], [0.1, -1 / 3, 1e-9], [I.BEZIER, I.CONSTANT, I.LINEAR])
+    p.set_slopes({("layer", keys, "exp.chin.y"): (0,)}, 0.02)  # a handle the animator set
     offsets = p.add_layer("Offsets", blend="ADD", influence=0.35)
     p.insert_keys(("layer", offsets, "pose.yaw"), [5, 90], [3.0, -4.0])
     p.set_layer(offsets, mute=True)
@@ -228,7 +229,7 @@ def test_portrait_keypoints_round_trip_and_version_1_files_have_none(full_projec
     save_project(full_project, path)
     np.testing.assert_array_equal(load_project(path).portrait_keypoints, placed)
     doc, arrays = saved_members(full_project, tmp_path)
-    assert doc["version"] == 3
+    assert doc["version"] == pf.VERSION
     del doc["portrait_keypoints"], doc["mesh_keypoints"]
     doc["version"] = 1
     old = tmp_path / "v1.thproj"
@@ -397,4 +398,21 @@ def test_mesh_keypoints_round_trip_and_version_2_files_have_none(full_project, t
     doc["version"], doc["mesh_keypoints"] = 3, [1, -2] + [None] * 19
     write_zip(old, {"project.json": json.dumps(doc), "arrays.npz": arrays})
     with pytest.raises(ProjectFileError, match="mesh_keypoints must be 21 vertex ids"):
+        load_project(old)
+
+
+def test_set_handles_round_trip_and_version_3_files_have_auto_handles(full_project, tmp_path):
+    layer = full_project.layers[0]
+    assert full_project.curve(("layer", layer.id, "exp.chin.y")).slopes[0] == 0.02
+    doc, arrays = saved_members(full_project, tmp_path)
+    assert doc["version"] == 4 and doc["layers"][0]["curves"]["exp.chin.y"]["slopes"] == [0.02, None, None]
+    del doc["layers"][0]["curves"]["exp.chin.y"]["slopes"]
+    doc["version"] = 3
+    old = tmp_path / "v3.thproj"
+    write_zip(old, {"project.json": json.dumps(doc), "arrays.npz": arrays})
+    curve = load_project(old).curve(("layer", layer.id, "exp.chin.y"))
+    assert np.isnan(curve.slopes).all() and curve.values.tolist() == [0.1, -1 / 3, 1e-9]
+    doc["version"], doc["layers"][0]["curves"]["exp.chin.y"]["slopes"] = 4, [0.1, None]
+    write_zip(old, {"project.json": json.dumps(doc), "arrays.npz": arrays})
+    with pytest.raises(ProjectFileError, match="slopes must be a list"):
         load_project(old)

@@ -426,13 +426,19 @@ def test_zoom_and_pan_with_the_wheel_and_frame_all(panel, qtbot):
     assert state.start == pytest.approx(start + 100 / state.ppf)
 
 
+def brow_in_the_curve_editor(panel) -> tuple[tuple, QPoint]:
+    """The inner left brow alone in the curve editor: its curve's path and where its key at frame
+    60 (value 0.09, the peak) is drawn."""
+    panel.session.select_channels([BROW])
+    panel.repaint_now()
+    path = ("layer", panel.session.project.layers[-1].id, BROW)
+    return path, QPoint(round(panel.state.x_of(60)), round(panel.curve_editor.y_of(0.09)))
+
+
 def test_the_curve_editor_moves_keys_in_time_and_value_and_adds_keys(panel, qtbot):
     session, project, state = panel.session, panel.session.project, panel.state
     editor = panel.curve_editor
-    session.select_channels([BROW])
-    panel.repaint_now()
-    path = ("layer", project.layers[-1].id, BROW)
-    key = QPoint(round(state.x_of(60)), round(editor.y_of(0.09)))
+    path, key = brow_in_the_curve_editor(panel)
     qtbot.mouseClick(editor, Qt.LeftButton, pos=key)
     assert dict(session.selection.keys) == {path: (1,)}
     low, high = editor.value_range
@@ -459,6 +465,49 @@ def test_the_curve_editor_moves_keys_in_time_and_value_and_adds_keys(panel, qtbo
     assert set(session.selection.keys) == {path, ("layer", project.layers[-1].id, "exp.brow_inner_r.y")}
     qtbot.mouseClick(editor, Qt.LeftButton, pos=QPoint(30, 4 + 15 + 7))
     assert session.selection.channels == ("exp.brow_inner_r.y",)
+
+
+def test_dragging_a_selected_keys_handle_sets_its_slope_undoably_and_auto_handles_resets_it(panel, qtbot):
+    project, state, editor = panel.session.project, panel.state, panel.curve_editor
+    path, key = brow_in_the_curve_editor(panel)
+    before = project.curve(path)
+    assert editor.handles() == []  # no key selected: no handles
+    qtbot.mouseClick(editor, Qt.LeftButton, pos=key)
+    panel.repaint_now()
+    handles = {h.side: (h, ex, ey) for h, _, _, ex, ey in editor.handles()}
+    assert set(handles) == {-1, 1}  # Bézier on both sides of the peak
+    right, ex, ey = handles[1]
+    assert right.length == pytest.approx(40 / 3) and ey == pytest.approx(key.y(), abs=1)  # auto: flat at a peak
+    assert ex == pytest.approx(state.x_of(60 + 40 / 3), abs=1)
+    image = pixels(editor)
+    assert near(image, ex, ey, editor._colours[BROW], radius=2, tolerance=40)  # the handle's end is drawn
+
+    low, high = editor.value_range
+    per_pixel = (high - low) / editor.plot_height()
+    drag(qtbot, editor, QPoint(round(ex), round(ey)), QPoint(round(ex), round(ey) - 30))
+    curve = project.curve(path)
+    expected = 30 * per_pixel / (40 / 3)  # value per frame
+    assert curve.slopes[1] == pytest.approx(expected, rel=0.1)
+    assert np.isnan(curve.slopes[[0, 2]]).all() and curve.frames.tolist() == before.frames.tolist()
+    assert curve.evaluate(65) > before.evaluate(65) and curve.evaluate(55) < before.evaluate(55)  # aligned
+    assert project.undo_stack.undo_text == "Set handle slope"
+    panel.repaint_now()  # the handles follow the set slope (the value range may have refitted)
+    ends = {h.side: editor.value_at(ey) for h, _, _, _, ey in editor.handles()}
+    reach = 40 / 3 * curve.slopes[1]
+    assert ends[1] == pytest.approx(0.09 + reach, rel=1e-3) and ends[-1] == pytest.approx(0.09 - reach, rel=1e-3)
+
+    # copy and paste keep the handle; Auto handles (Ctrl+4) puts it back, one undo step each
+    state.copy_selected()
+    state.paste(150)
+    assert project.curve(path).slopes[project.curve(path).key_index(150.0)] == pytest.approx(curve.slopes[1])
+    project.undo_stack.undo()
+    state.select_keys({path: (1,)})
+    panel.timeline_actions.auto_handles.trigger()
+    assert project.curve(path) == before and project.undo_stack.undo_text == "Auto handles"
+    project.undo_stack.undo()
+    assert project.curve(path).slopes[1] == pytest.approx(curve.slopes[1])
+    # the keys' menu offers it under Interpolation
+    assert menu_action(editor.context_menu(key), "Interpolation", "Auto handles") is panel.timeline_actions.auto_handles
 
 
 def test_an_undo_that_removes_selected_keys_and_a_new_project_are_followed(panel, qtbot):

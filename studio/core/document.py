@@ -582,11 +582,12 @@ class Project:
                        f"or ('override', eye channel))")
 
     def insert_keys(self, path: tuple, frames, values, interpolation: Interpolation = Interpolation.BEZIER,
-                    merge_id=None) -> None:
-        """Insert keyframes on the curve at ``path`` (creating it); a key on an existing frame is replaced."""
+                    merge_id=None, slopes=None) -> None:
+        """Insert keyframes on the curve at ``path`` (creating it); a key on an existing frame is
+        replaced (keeping its set handle slope unless ``slopes`` are given: :meth:`FCurve.with_keys`)."""
         curve = self.curve(path) or FCurve()
-        self._edit(("curve",) + tuple(path), curve.with_keys(frames, values, interpolation), "Insert keyframes",
-                   merge_id)
+        self._edit(("curve",) + tuple(path), curve.with_keys(frames, values, interpolation, slopes),
+                   "Insert keyframes", merge_id)
 
     def set_key(self, path: tuple, frame: float, value: float) -> None:
         """Key one value at one frame, merging repeated calls on the same key into one undo step (slider drag)."""
@@ -610,6 +611,17 @@ class Project:
             for path, indices in selection.items():
                 self._edit(("curve",) + tuple(path), self._existing_curve(path).with_interpolation(indices, mode),
                            "Set interpolation")
+
+    def set_slopes(self, selection: Mapping[tuple, Any], slopes=np.nan) -> None:
+        """Set the Bézier handle slope (value per frame) of keys ``{path: indices}`` — one for all,
+        or per path an array per index — as one undo step; NaN puts them back to auto."""
+        given = slopes.values() if isinstance(slopes, Mapping) else [slopes]
+        auto = all(np.all(np.isnan(np.asarray(v, dtype=np.float64))) for v in given)
+        text = "Auto handles" if auto else "Set handle slope"
+        with self.macro(text):
+            for path, indices in selection.items():
+                value = slopes[path] if isinstance(slopes, Mapping) else slopes
+                self._edit(("curve",) + tuple(path), self._existing_curve(path).with_slopes(indices, value), text)
 
     def set_curve(self, path: tuple, curve: FCurve | None, text: str = "Replace curve") -> None:
         """Replace a whole curve (paste, import, clear)."""

@@ -8,7 +8,8 @@ A keyframe is ``(frame, value)`` plus the interpolation of the segment that *sta
   Catmull-Rom slope (neighbours' secant, weighted by segment length), flattened to zero where the
   key is a local extremum and limited (Fritsch–Carlson) so a segment never overshoots its two keys.
   Handles sit at a third of the segment on each side, so the curve is the cubic Hermite spline of
-  those tangents.
+  those tangents. A key may instead have a *set* slope (an animator dragged its handle: aligned
+  handles, one slope on both sides, value units per frame); NaN is auto.
 
 Outside its keys a curve extrapolates ``CONSTANT`` (hold the end values, Blender's default) or
 ``LINEAR`` (continue along the end segment's secant). End-key tangents of Bézier segments are flat
@@ -19,6 +20,7 @@ under constant extrapolation and follow the secant under linear extrapolation.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from enum import Enum, IntEnum
 from functools import cached_property
@@ -50,18 +52,28 @@ class FCurve:
     values: np.ndarray = field(default_factory=lambda: _frozen(np.zeros(0)))
     interpolation: np.ndarray = field(default_factory=lambda: _frozen(np.zeros(0, dtype=np.int8)))
     extrapolation: Extrapolation = Extrapolation.CONSTANT
+    slopes: np.ndarray | None = None  # per key: a set handle slope (value per frame), NaN auto; None all auto
+
+    def __post_init__(self):
+        if self.slopes is None or len(self.slopes) != len(self.frames):
+            fill = np.full(len(self.frames), np.nan) if self.slopes is None else np.broadcast_to(self.slopes, self.frames.shape)
+            object.__setattr__(self, "slopes", _frozen(np.array(fill, dtype=np.float64)))
 
     @classmethod
     def from_keys(cls, frames, values, interpolation=Interpolation.BEZIER,
-                  extrapolation: Extrapolation | str = Extrapolation.CONSTANT) -> "FCurve":
-        """Keys in any order; a later duplicate of a frame wins. ``interpolation`` per key or one for all."""
+                  extrapolation: Extrapolation | str = Extrapolation.CONSTANT, slopes=np.nan) -> "FCurve":
+        """Keys in any order; a later duplicate of a frame wins. ``interpolation`` and ``slopes``
+        (NaN: auto) per key or one for all."""
         f = np.atleast_1d(np.asarray(frames, dtype=np.float64))
         v = np.atleast_1d(np.asarray(values, dtype=np.float64))
         i = np.broadcast_to(np.asarray(interpolation, dtype=np.int8), f.shape)
+        m = np.broadcast_to(np.asarray(slopes, dtype=np.float64), f.shape)
         if f.ndim != 1 or v.shape != f.shape:
             raise ValueError(f"keyframes need matching 1-D frames and values, got {f.shape} and {v.shape}")
         if not (np.all(np.isfinite(f)) and np.all(np.isfinite(v))):
             raise ValueError("keyframe frames and values must be finite numbers")
+        if np.any(np.isinf(m)):
+            raise ValueError("handle slopes must be finite numbers (or NaN: auto)")
         if np.any((i < Interpolation.CONSTANT) | (i > Interpolation.BEZIER)):
             raise ValueError(f"unknown interpolation code in {sorted(set(i.tolist()))}")
         # Keep the last occurrence of each frame, then sort.
@@ -69,7 +81,7 @@ class FCurve:
         keep = len(f) - 1 - rev_unique
         order = keep[np.argsort(f[keep], kind="stable")]
         return cls(_frozen(f[order].copy()), _frozen(v[order].copy()), _frozen(i[order].copy()),
-                   Extrapolation(extrapolation))
+                   Extrapolation(extrapolation), _frozen(m[order].copy()))
 
     # --- queries -----------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -80,7 +92,8 @@ class FCurve:
             return NotImplemented
         return (self.extrapolation == other.extrapolation and np.array_equal(self.frames, other.frames)
                 and np.array_equal(self.values, other.values)
-                and np.array_equal(self.interpolation, other.interpolation))
+                and np.array_equal(self.interpolation, other.interpolation)
+                and np.array_equal(self.slopes, other.slopes, equal_nan=True))
 
     __hash__ = None  # mutable-looking arrays: compare by value, never hash
 
@@ -90,7 +103,12 @@ class FCurve:
         return i if i < len(self.frames) and self.frames[i] == frame else None
 
     @cached_property
-    def _tangents(self) -> np.ndarray:
+    def tangents(self) -> np.ndarray:
+        """The slope (value per frame) of each key's Bézier handles: its set slope, else the auto one."""
+        return np.where(np.isnan(self.slopes), self._auto_tangents, self.slopes)
+
+    @cached_property
+    def _auto_tangents(self) -> np.ndarray:
         f, v = self.frames, self.values
         n = len(f)
         m = np.zeros(n)
@@ -124,7 +142,7 @@ class FCurve:
         out = v0 + u * (v1 - v0)
         bezier = mode == Interpolation.BEZIER
         if np.any(bezier):
-            m = self._tangents
+            m = self.tangents
             u2, u3 = u * u, u * u * u
             hermite = ((2 * u3 - 3 * u2 + 1) * v0 + (u3 - 2 * u2 + u) * h * m[i]
                        + (3 * u2 - 2 * u3) * v1 + (u3 - u2) * h * m[i + 1])
@@ -141,20 +159,29 @@ class FCurve:
         return out
 
     # --- edits (each returns a new curve) ----------------------------------------------------
-    def with_keys(self, frames, values, interpolation=Interpolation.BEZIER) -> "FCurve":
-        """Insert keys; a key at an existing frame replaces it."""
+    def with_keys(self, frames, values, interpolation=Interpolation.BEZIER, slopes=None) -> "FCurve":
+        """Insert keys; a key at an existing frame replaces it. ``slopes`` (None: a replaced key
+        keeps its set slope, a new key is auto; NaN: auto) per key or one for all."""
         f = np.atleast_1d(np.asarray(frames, dtype=np.float64))
+        if slopes is None:
+            kept = np.full(f.shape, np.nan)
+            for j, frame in enumerate(f):
+                i = self.key_index(frame)
+                if i is not None:
+                    kept[j] = self.slopes[i]
+        else:
+            kept = np.broadcast_to(np.asarray(slopes, dtype=np.float64), f.shape)
         return FCurve.from_keys(
             np.concatenate([self.frames, f]),
             np.concatenate([self.values, np.broadcast_to(np.asarray(values, dtype=np.float64), f.shape)]),
             np.concatenate([self.interpolation, np.broadcast_to(np.asarray(interpolation, dtype=np.int8), f.shape)]),
-            self.extrapolation)
+            self.extrapolation, np.concatenate([self.slopes, kept]))
 
     def without_keys(self, indices) -> "FCurve":
         keep = np.ones(len(self), dtype=bool)
         keep[self._check_indices(indices)] = False
         return FCurve(_frozen(self.frames[keep].copy()), _frozen(self.values[keep].copy()),
-                      _frozen(self.interpolation[keep].copy()), self.extrapolation)
+                      _frozen(self.interpolation[keep].copy()), self.extrapolation, _frozen(self.slopes[keep].copy()))
 
     def with_keys_moved(self, indices, frame_delta: float = 0.0, value_delta: float = 0.0) -> "FCurve":
         """Move keys by a frame and value offset; moved keys replace keys they land on (as in Blender)."""
@@ -167,15 +194,25 @@ class FCurve:
         v[moved] += value_delta
         # Unmoved keys first so moved ones win on collisions.
         order = np.concatenate([np.flatnonzero(~moved), np.flatnonzero(moved)])
-        return FCurve.from_keys(f[order], v[order], self.interpolation[order], self.extrapolation)
+        return FCurve.from_keys(f[order], v[order], self.interpolation[order], self.extrapolation, self.slopes[order])
 
     def with_interpolation(self, indices, mode: Interpolation) -> "FCurve":
         interp = self.interpolation.copy()
         interp[self._check_indices(indices)] = Interpolation(mode)
-        return FCurve(self.frames, self.values, _frozen(interp), self.extrapolation)
+        return FCurve(self.frames, self.values, _frozen(interp), self.extrapolation, self.slopes)
 
     def with_extrapolation(self, mode: Extrapolation | str) -> "FCurve":
-        return FCurve(self.frames, self.values, self.interpolation, Extrapolation(mode))
+        return FCurve(self.frames, self.values, self.interpolation, Extrapolation(mode), self.slopes)
+
+    def with_slopes(self, indices, slopes) -> "FCurve":
+        """Set the handle slopes of keys (value per frame, one or one per key); NaN: back to auto."""
+        idx = self._check_indices(indices)
+        m = np.broadcast_to(np.asarray(slopes, dtype=np.float64), idx.shape)
+        if np.any(np.isinf(m)):
+            raise ValueError("handle slopes must be finite numbers (or NaN: auto)")
+        out = self.slopes.copy()
+        out[idx] = m
+        return FCurve(self.frames, self.values, self.interpolation, self.extrapolation, _frozen(out))
 
     def _check_indices(self, indices) -> np.ndarray:
         idx = np.atleast_1d(np.asarray(indices, dtype=np.int64))
@@ -185,9 +222,12 @@ class FCurve:
 
     # --- plain data (project files) ----------------------------------------------------------
     def to_dict(self) -> dict:
-        return {"frames": self.frames.tolist(), "values": self.values.tolist(),
+        data = {"frames": self.frames.tolist(), "values": self.values.tolist(),
                 "interpolation": [Interpolation(i).name for i in self.interpolation],
                 "extrapolation": self.extrapolation.value}
+        if not np.all(np.isnan(self.slopes)):  # only curves with a set handle carry the list
+            data["slopes"] = [None if math.isnan(m) else float(m) for m in self.slopes]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict) -> "FCurve":
@@ -198,8 +238,16 @@ class FCurve:
         frames = data["frames"]
         if len(interp) != len(frames):
             raise ValueError("interpolation list and frames differ in length")
+        slopes = data.get("slopes")
+        if slopes is None:
+            slopes = np.nan
+        elif not isinstance(slopes, list) or len(slopes) != len(frames) or not all(
+                m is None or (isinstance(m, (int, float)) and not isinstance(m, bool) and math.isfinite(m)) for m in slopes):
+            raise ValueError("slopes must be a list of numbers or nulls, one per key")
+        else:
+            slopes = [np.nan if m is None else float(m) for m in slopes]
         curve = cls.from_keys(frames, data["values"], np.array(interp, dtype=np.int8) if interp else 0,
-                              data.get("extrapolation", "CONSTANT"))
+                              data.get("extrapolation", "CONSTANT"), slopes)
         if len(curve) != len(frames):
             raise ValueError("keyframes are not unique per frame")
         return curve

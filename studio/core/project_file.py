@@ -9,9 +9,9 @@
 * Older schema versions migrate step by step through :data:`MIGRATIONS`; newer ones are refused.
 * :func:`autosave_path` gives the recovery file of a project (per user, outside the project folder).
 
-``project.json`` (version 3)::
+``project.json`` (version 4)::
 
-    {"format": "studio-project", "version": 3, "saved_by": "...", "fps": 25.0, "num_frames": 250,
+    {"format": "studio-project", "version": 4, "saved_by": "...", "fps": 25.0, "num_frames": 250,
      "sources": [{"role": "audio", "path": "/abs/speech.wav", "relpath": "speech.wav", "sha256": "…"}],
      "identity": null | [[x, y, z] × 21],
      "portrait_keypoints": null | [[x, y] × 21],                  # image pixels, placed by hand
@@ -19,13 +19,16 @@
      "base": null | {"generator": "rig", "settings": {...}, "values": "base_values",
                      "conditions": "base_conditions"},          # names of arrays in arrays.npz
      "layers": [{"id", "name", "blend": "REPLACE"|"ADD", "influence", "mute",
-                 "curves": {channel: {"frames", "values", "interpolation", "extrapolation"}}}],
+                 "curves": {channel: {"frames", "values", "interpolation", "extrapolation",
+                                      "slopes"?: [slope | null per key]}}}],     # set handles only
      "emotion_segments": [{"id", "label", "start", "end", "strength", "blend_in", "blend_out"}],
      "controls": {"intensity": curve | null, "overrides": {eye channel: curve}},
      "locks": [group, ...], "limits": {channel: [low, high]}}
 
 Version history: 1 → 2 added ``portrait_keypoints`` (a version-1 file has none); 2 → 3 added
-``mesh_keypoints`` (a version-2 file has none).
+``mesh_keypoints`` (a version-2 file has none); 3 → 4 added a curve's optional ``slopes``, the
+Bézier handles an animator set (a version-3 file has auto handles only, and a studio that reads
+only version 3 refuses a version-4 file rather than drop the handles).
 """
 
 from __future__ import annotations
@@ -47,7 +50,7 @@ from studio.core.document import BaseMotion, EmotionSegment, Layer, Project, Sou
 from studio.core.fcurve import FCurve
 
 FORMAT = "studio-project"
-VERSION = 3
+VERSION = 4
 EXTENSION = ".thproj"
 JSON_MEMBER = "project.json"
 ARRAYS_MEMBER = "arrays.npz"
@@ -66,8 +69,12 @@ def _v2_to_v3(doc: dict) -> dict:
     return doc
 
 
+def _v3_to_v4(doc: dict) -> dict:
+    return doc  # curves without "slopes" have auto handles, as before
+
+
 #: ``MIGRATIONS[v]`` turns a version-``v`` project.json dict into a version ``v + 1`` one.
-MIGRATIONS: dict[int, Callable[[dict], dict]] = {1: _v1_to_v2, 2: _v2_to_v3}
+MIGRATIONS: dict[int, Callable[[dict], dict]] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4}
 
 
 class ProjectFileError(ValueError):

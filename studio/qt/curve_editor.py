@@ -10,7 +10,10 @@ inspector) it draws, on the timeline's time axis:
 
 Click a key to select it (Shift/Ctrl toggles), drag on empty space for a box, drag a selected key
 to move the selection in time and value (one undo step on release; the moved curve is previewed
-while dragging), double-click to key the nearest curve there. The wheel zooms the values, Ctrl+wheel
+while dragging), double-click to key the nearest curve there. A selected key on a Bézier segment
+shows its **handles** (a third of the way to its neighbours): drag one to set the key's slope —
+aligned handles, one slope on both sides — previewed while dragging, one undo step on release;
+Interpolation ▸ Auto handles (Ctrl+4) puts them back to automatic. The wheel zooms the values, Ctrl+wheel
 zooms time, Shift+wheel pans time, a middle-button drag pans both; F (Frame all) fits again.
 *Normalize* scales each curve to its own range, so head pose (degrees) and expression offsets
 (face units) can be edited side by side. The names on the left select one channel alone.
@@ -22,10 +25,11 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from PySide6.QtCore import QRect, QRectF, Qt
+from PySide6.QtCore import QPointF, QRect, QRectF, Qt
 from PySide6.QtGui import QColor, QPainter, QPen
 from PySide6.QtWidgets import QMenu, QWidget
 
+from studio.core.fcurve import Interpolation
 from studio.core.motion import CHANNEL_INDEX
 from studio.qt.timeline_state import (
     BACKGROUND,
@@ -59,7 +63,7 @@ AXIS_LABELS = 44
 
 @dataclass
 class CurveDrag:
-    kind: str  # "keys" | "box" | "pan"
+    kind: str  # "keys" | "box" | "pan" | "handle"
     x: float
     y: float
     active: bool = False
@@ -67,6 +71,32 @@ class CurveDrag:
     hit: KeySet | None = None
     start: float = 0.0
     range: tuple[float, float] = (0.0, 1.0)
+    handle: Handle | None = None
+
+
+@dataclass(frozen=True)
+class Handle:
+    """One Bézier handle of a selected key: its curve, key, side (−1 before, +1 after), the
+    channel it is drawn for and its length in frames."""
+
+    channel: str
+    path: tuple
+    index: int
+    side: int
+    length: float
+
+
+def key_handles(curve, chosen: np.ndarray) -> list[tuple[int, int, float]]:
+    """``(index, side, length in frames)`` of the handles of the ``chosen`` keys of ``curve``: a
+    side of a key has one where the segment there is Bézier; it reaches a third of the way."""
+    out = []
+    f, interpolation = curve.frames, curve.interpolation
+    for i in np.flatnonzero(chosen):
+        if i > 0 and interpolation[i - 1] == Interpolation.BEZIER:
+            out.append((int(i), -1, float(f[i] - f[i - 1]) / 3.0))
+        if i < len(f) - 1 and interpolation[i] == Interpolation.BEZIER:
+            out.append((int(i), 1, float(f[i + 1] - f[i]) / 3.0))
+    return out
 
 
 class CurveEditor(TimeCanvas):
@@ -79,6 +109,7 @@ class CurveEditor(TimeCanvas):
         self.normalize = False
         self.value_range = (-1.0, 1.0)
         self.drag: CurveDrag | None = None
+        self.handle_preview: tuple[tuple, int, float] | None = None  # (path, key, slope) while dragging a handle
         self.rubber_band: QRect | None = None
         self._norms: dict[str, tuple[float, float]] = {}
         self.setMinimumHeight(90)
@@ -217,14 +248,60 @@ class CurveEditor(TimeCanvas):
         self._paint_legend(p, channels)
 
     def _preview_curve(self, channel: str, frames: np.ndarray, found) -> np.ndarray | None:
-        """The channel's curve with the dragged keys at their new place (drawn while dragging)."""
-        preview = self.state.preview
-        if preview is None or found is None or not found[5].any() or not len(frames):
+        """The channel's curve with the dragged keys at their new place, or the dragged handle's
+        slope (drawn while dragging)."""
+        if found is None or not len(frames):
             return None
         path = found[0]
-        curve = self.state.curve(path)
-        moved = curve.with_keys_moved(np.flatnonzero(found[5]), preview.frames, preview.value(path))
+        curve = self._handle_curve(path)
+        if curve is not None:
+            return self._display(channel, curve.evaluate(frames))
+        preview = self.state.preview
+        if preview is None or not found[5].any():
+            return None
+        moved = self.state.curve(path).with_keys_moved(np.flatnonzero(found[5]), preview.frames, preview.value(path))
         return self._display(channel, moved.evaluate(frames))
+
+    def _handle_curve(self, path: tuple):
+        """The curve at ``path`` with the slope of the handle being dragged; None when none is."""
+        if self.handle_preview is None or self.handle_preview[0] != path:
+            return None
+        _, index, slope = self.handle_preview
+        return self.state.curve(path).with_slopes([index], slope)
+
+    def handles(self) -> list[tuple[Handle, float, float, float, float]]:
+        """The selected keys' handles: each with its key's and its end's position in pixels
+        ``(handle, key x, key y, end x, end y)``; none while keys are being moved."""
+        if self.state.preview is not None:
+            return []
+        out = []
+        for channel, (path, _, frames, values, _, chosen) in self._all_keys():
+            curve = self._handle_curve(path) or self.state.curve(path)
+            slopes = curve.tangents / self._scale(channel)  # drawn units per frame
+            for index, side, length in key_handles(curve, chosen):
+                kx, ky = float(self.state.x_of(frames[index])), float(self.y_of(values[index]))
+                ex = float(self.state.x_of(frames[index] + side * length))
+                ey = float(self.y_of(values[index] + side * length * slopes[index]))
+                out.append((Handle(channel, path, index, side, length), kx, ky, ex, ey))
+        return out
+
+    def handle_at(self, x: float, y: float) -> Handle | None:
+        """The handle whose end is nearest to (x, y) within :data:`HIT` pixels."""
+        best, best_d = None, HIT + 0.5
+        for handle, _, _, ex, ey in self.handles():
+            d = math.hypot(ex - x, ey - y)
+            if d < best_d:
+                best, best_d = handle, d
+        return best
+
+    def slope_for(self, handle: Handle, x: float, y: float) -> float:
+        """The key's slope (document units per frame) that puts ``handle``'s end towards (x, y);
+        the end stays on its own side of the key (at least a pixel)."""
+        curve = self.state.curve(handle.path)
+        frame, value = curve.frames[handle.index], curve.values[handle.index]
+        frames = handle.side * max(handle.side * (self.state.frame_at(x) - frame), 1.0 / self.state.ppf)
+        drawn = self.value_at(y) - float(self._display(handle.channel, value))
+        return drawn * self._scale(handle.channel) / frames
 
     def _paint_value_grid(self, p: QPainter) -> None:
         low, high = self.value_range
@@ -240,7 +317,17 @@ class CurveEditor(TimeCanvas):
         if self.normalize:
             p.drawText(QRectF(GUTTER - 80, self.height() - 18, 74, 16), Qt.AlignRight | Qt.AlignVCenter, "normalized")
 
+    def _paint_handles(self, p: QPainter) -> None:
+        for handle, kx, ky, ex, ey in self.handles():
+            colour = QColor(self._colours.get(handle.channel, TEXT))
+            p.setPen(QPen(colour, 1.0))
+            p.drawLine(QPointF(kx, ky), QPointF(ex, ey))
+            p.setBrush(colour)
+            p.drawEllipse(QPointF(ex, ey), 3.0, 3.0)
+        p.setBrush(Qt.NoBrush)
+
     def _paint_keys(self, p: QPainter, channels: list[str], keys: dict) -> None:
+        self._paint_handles(p)
         first, last = self.state.visible_frames(self.width())
         pad = 8 / self.state.ppf
         self.marks.clear()
@@ -329,6 +416,10 @@ class CurveEditor(TimeCanvas):
             if channel is not None:
                 self.state.select_channels([channel], "toggle" if additive else "replace")
             return
+        handle = self.handle_at(x, y)
+        if handle is not None:
+            self.drag = CurveDrag("handle", x, y, handle=handle)
+            return
         hit = self.key_at(x, y)
         if not hit:
             self.drag = CurveDrag("box", x, y, additive=additive)
@@ -357,6 +448,10 @@ class CurveEditor(TimeCanvas):
             self.rubber_band = QRect(int(min(drag.x, x)), int(min(drag.y, y)),
                                      int(abs(x - drag.x)), int(abs(y - drag.y)))
             self.update()
+        elif drag.kind == "handle":
+            handle = drag.handle
+            self.handle_preview = (handle.path, handle.index, self.slope_for(handle, x, y))
+            self.invalidate()
         elif drag.kind == "keys":
             keys = state.selected_keys()
             frames = state.clamp_frame_delta(round((x - drag.x) / state.ppf), keys)
@@ -374,7 +469,12 @@ class CurveEditor(TimeCanvas):
         if drag is None:
             return
         state = self.state
-        if drag.kind == "keys":
+        if drag.kind == "handle":
+            preview, self.handle_preview = self.handle_preview, None
+            if drag.active and preview is not None:
+                state.set_handle(*preview)
+            self.invalidate()
+        elif drag.kind == "keys":
             preview = state.preview
             state.set_preview(None)
             if drag.active and preview is not None:

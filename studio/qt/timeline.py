@@ -99,6 +99,9 @@ class TimelineActions:
             Interpolation.BEZIER: action("Bézier", lambda: state.set_interpolation(Interpolation.BEZIER), "Ctrl+3",
                                          "Smooth (auto-clamped Bézier) from the selected keys to the next"),
         }
+        self.auto_handles = action("Auto handles", state.auto_handles, "Ctrl+4",
+                                   "Put the selected keys' Bézier handles back to automatic (drag a selected key's "
+                                   "handle in the curve editor to set its slope)")
         self.frame_all = action("Frame all", panel.frame_all, "F", "Show the whole project and fit the curves")
         self.zoom_in = action("Zoom in", lambda: state.zoom(1.5), ["=", "+"], "Zoom in around the playhead")
         self.zoom_out = action("Zoom out", lambda: state.zoom(1 / 1.5), "-", "Zoom out around the playhead")
@@ -115,6 +118,8 @@ class TimelineActions:
         """The keys' context menu."""
         interpolation = menu.addMenu("Interpolation")
         interpolation.addActions(list(self.interpolation.values()))
+        interpolation.addSeparator()
+        interpolation.addAction(self.auto_handles)
         menu.addSeparator()
         menu.addActions([self.copy, self.paste, self.delete])
         menu.addSeparator()
@@ -138,7 +143,7 @@ class TimelinePanel(QWidget):
         self.curve_editor = CurveEditor(self.state, self.timeline_actions, self)
         actions = self.timeline_actions
         self.edit_actions = [actions.copy, actions.paste, actions.delete, actions.select_all,
-                             *actions.interpolation.values()]
+                             *actions.interpolation.values(), actions.auto_handles]
 
         self.toolbar = self._build_toolbar()
         self.scrollbar = QScrollBar(Qt.Vertical, self)

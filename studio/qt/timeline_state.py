@@ -285,9 +285,10 @@ class Sampled:
 
 @dataclass(frozen=True)
 class Clipboard:
-    """Copied keys: per curve path, frames relative to the earliest copied key, values, interpolation."""
+    """Copied keys: per curve path, frames relative to the earliest copied key, values,
+    interpolation and handle slopes (NaN: auto)."""
 
-    keys: Mapping[tuple, tuple[np.ndarray, np.ndarray, np.ndarray]]
+    keys: Mapping[tuple, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]
 
 
 class TimelineState(QObject):
@@ -633,6 +634,18 @@ class TimelineState(QObject):
         else:
             self.notice.emit("Select keyframes first (click, Shift+click or drag a box)")
 
+    def auto_handles(self) -> None:
+        """Put the selected keys' Bézier handles back to auto (one undo step)."""
+        keys = self.selected_keys()
+        if keys:
+            self.project.set_slopes(keys, np.nan)
+        else:
+            self.notice.emit("Select keyframes first (click, Shift+click or drag a box)")
+
+    def set_handle(self, path: tuple, index: int, slope: float) -> None:
+        """Set one key's handle slope (value per frame; a handle dragged in the curve editor)."""
+        self.project.set_slopes({path: (int(index),)}, float(slope))
+
     def copy_selected(self) -> int:
         keys = self.selected_keys()
         if not keys:
@@ -641,7 +654,8 @@ class TimelineState(QObject):
         copied = {}
         for path, indices in keys.items():
             curve, idx = self.curve(path), list(indices)
-            copied[path] = (curve.frames[idx] - first, curve.values[idx].copy(), curve.interpolation[idx].copy())
+            copied[path] = (curve.frames[idx] - first, curve.values[idx].copy(), curve.interpolation[idx].copy(),
+                            curve.slopes[idx].copy())
         self.clipboard = Clipboard(copied)
         self.notice.emit(f"Copied {count(keys)} keyframe(s)")
         return count(keys)
@@ -656,10 +670,10 @@ class TimelineState(QObject):
         frame = self.session.frame if frame is None else int(frame)
         pasted: dict[tuple, np.ndarray] = {}
         with self.project.macro("Paste keyframes"):
-            for path, (offsets, values, interpolation) in self.clipboard.keys.items():
+            for path, (offsets, values, interpolation, slopes) in self.clipboard.keys.items():
                 target = ("layer", self._editable_layer(), path[2]) if path[0] == "layer" else path
                 frames = offsets + frame
-                self.project.insert_keys(target, frames, values, interpolation)
+                self.project.insert_keys(target, frames, values, interpolation, slopes=slopes)
                 pasted[target] = np.concatenate([pasted.get(target, np.zeros(0)), frames])
         selection = {}
         for path, frames in pasted.items():
