@@ -55,9 +55,12 @@ class FCurve:
     slopes: np.ndarray | None = None  # per key: a set handle slope (value per frame), NaN auto; None all auto
 
     def __post_init__(self):
-        if self.slopes is None or len(self.slopes) != len(self.frames):
-            fill = np.full(len(self.frames), np.nan) if self.slopes is None else np.broadcast_to(self.slopes, self.frames.shape)
-            object.__setattr__(self, "slopes", _frozen(np.array(fill, dtype=np.float64)))
+        slopes = np.full(len(self.frames), np.nan) if self.slopes is None else np.asarray(self.slopes, np.float64)
+        if slopes.shape != self.frames.shape:
+            raise ValueError(f"one handle slope per key: {len(self.frames)} keys, slopes {slopes.shape}")
+        if slopes.flags.writeable:
+            slopes = _frozen(slopes.copy())
+        object.__setattr__(self, "slopes", slopes)
 
     @classmethod
     def from_keys(cls, frames, values, interpolation=Interpolation.BEZIER,

@@ -13,8 +13,9 @@ to move the selection in time and value (one undo step on release; the moved cur
 while dragging), double-click to key the nearest curve there. A selected key on a Bézier segment
 shows its **handles** (a third of the way to its neighbours): drag one to set the key's slope —
 aligned handles, one slope on both sides — previewed while dragging, one undo step on release;
-Interpolation ▸ Auto handles (Ctrl+4) puts them back to automatic. The wheel zooms the values, Ctrl+wheel
-zooms time, Shift+wheel pans time, a middle-button drag pans both; F (Frame all) fits again.
+Interpolation ▸ Auto handles (Ctrl+4) puts them back to automatic. The wheel zooms the values,
+Ctrl+wheel zooms time, Shift+wheel pans time, a middle-button drag pans both; F (Frame all) fits
+again.
 *Normalize* scales each curve to its own range, so head pose (degrees) and expression offsets
 (face units) can be edited side by side. The names on the left select one channel alone.
 """
