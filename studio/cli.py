@@ -10,7 +10,7 @@
     studio eval build-corpus OUT [--items N] [--seed N]
     studio train corpus OUT [--items N] [--seed N] [--workers W]   the neural model's training corpus
     studio train fit DATA [--out DIR] [--init CHECKPOINT] [--hours H] [--steps N] [--batch B] [--seed S]
-                     [--source-shares SRC=X,…]
+                     [--source-shares SRC=X,…] [--model-config FIELD=VALUE,…]
     studio bench core [--minutes M] [--repeat N]
     studio bench generate [--seconds S] [--repeat N]
     studio bench gui [--minutes M] [--frames N]           window latency during jobs, 2D view scrub fps
@@ -225,21 +225,50 @@ def cmd_generate(args) -> int:
     return 0
 
 
-def _source_shares(text: str | None) -> dict[str, float] | None:
-    """``"espeak-ng=0.35,flite=0.35,festival=0.3"`` → a dict (None when not given)."""
+def _pairs(text: str | None, flag: str, what: str) -> dict[str, str] | None:
+    """``"a=1,b=2"`` → ``{"a": "1", "b": "2"}`` (None when not given)."""
     if not text:
         return None
-    shares = {}
+    pairs = {}
     for part in text.split(","):
-        name, _, value = part.partition("=")
+        name, sep, value = part.partition("=")
+        if not sep or not name.strip() or not value.strip():
+            raise CommandError(f"{flag}: expected {what} pairs separated by commas, got {part!r}")
+        pairs[name.strip()] = value.strip()
+    return pairs
+
+
+def _source_shares(text: str | None) -> dict[str, float] | None:
+    """``"espeak-ng=0.35,flite=0.35,festival=0.3"`` → a dict (None when not given)."""
+    pairs = _pairs(text, "--source-shares", "SOURCE=SHARE")
+    try:
+        return None if pairs is None else {name: float(value) for name, value in pairs.items()}
+    except ValueError:
+        raise CommandError(f"--source-shares: shares are numbers, got {text!r}") from None
+
+
+def _model_config(text: str | None) -> dict:
+    """``"width=128,mouth_residual=false"`` → ModelConfig fields of a new model, typed as declared."""
+    from dataclasses import fields
+
+    from studio.generate.neural.model import ModelConfig
+
+    types = {f.name: f.type for f in fields(ModelConfig) if f.name != "num_inputs"}
+    config = {}
+    for name, value in (_pairs(text, "--model-config", "FIELD=VALUE") or {}).items():
+        kind = types.get(name)
+        if kind is None:
+            raise CommandError(f"--model-config: no field {name!r}; the fields are {', '.join(types)}")
         try:
-            share = float(value)
+            if kind == "bool":
+                if value.lower() not in ("true", "false", "1", "0"):
+                    raise ValueError(value)
+                config[name] = value.lower() in ("true", "1")
+            else:
+                config[name] = {"int": int, "float": float}.get(kind, str)(value)
         except ValueError:
-            share = None
-        if share is None or not name.strip():
-            raise CommandError(f"--source-shares: expected SOURCE=SHARE pairs separated by commas, got {part!r}")
-        shares[name.strip()] = share
-    return shares
+            raise CommandError(f"--model-config: {name} is {kind}, got {value!r}") from None
+    return config
 
 
 def cmd_eval_lve(args) -> int:
@@ -380,7 +409,7 @@ def cmd_train_fit(args) -> int:
     if not args.target:
         raise CommandError("studio train fit needs the training data: a corpus folder or a motion dataset folder")
     options = FitOptions(hours=args.hours, steps=args.steps, batch=args.batch, seed=args.seed or 0,
-                         source_shares=_source_shares(args.source_shares))
+                         source_shares=_source_shares(args.source_shares), config=_model_config(args.model_config))
     out = Path(args.out) if args.out else MODELS_DIR
     summary = fit(Path(args.target), out, init=Path(args.init) if args.init else None, options=options,
                   log=lambda line: print(line, file=sys.stderr))
@@ -772,6 +801,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--source-shares", metavar="SRC=X,…",
                    help="fit: share of the training windows per corpus synthesizer, e.g. "
                         "espeak-ng=0.35,flite=0.35,festival=0.3 (default: every frame equally likely)")
+    p.add_argument("--model-config", metavar="FIELD=VALUE,…",
+                   help="fit: fields of a new model's config (studio/generate/neural/model.py ModelConfig), "
+                        "e.g. width=128,mouth_residual=false (default: the defaults; a resumed or fine-tuned "
+                        "model keeps its own)")
     p.add_argument("--items", type=int, help="corpus: number of items (default 2000)")
     p.add_argument("--seed", type=int, help="corpus: seed of every draw; its held-out voices are the dev "
                    "corpus's for the same seed; fit: seed of the model, windows and noise (default 0)")

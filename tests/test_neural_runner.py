@@ -248,6 +248,19 @@ def test_training_checkpoints_resume_and_choose_by_lip_score(corpus, tmp_path):
     assert _stream(runner, frames=40)[-1].end == 40
 
 
+def test_cli_fit_takes_a_new_models_config(corpus, tmp_path, capsys):
+    fields = ",".join(f"{k}={v}" for k, v in TINY.items())
+    out = tmp_path / "absolute"
+    assert main(["train", "fit", str(corpus), "--out", str(out), "--steps", "2", "--batch", "2",
+                 "--model-config", f"{fields},mouth_residual=false,mel_augment=0"]) == 0
+    config = load_checkpoint(out / "best.pt")["config"]
+    assert config["mouth_residual"] is False and config["mel_augment"] == 0.0 and config["width"] == TINY["width"]
+    for bad, message in (("widht=3", "no field 'widht'"), ("width=wide", "width is int"),
+                         ("mouth_residual=maybe", "mouth_residual is bool"), ("width", "FIELD=VALUE pairs")):
+        assert main(["train", "fit", str(corpus), "--out", str(tmp_path / "x"), "--model-config", bad]) == 2
+        assert message in capsys.readouterr().err
+
+
 def test_fine_tuning_on_a_motion_dataset(speech, corpus, tmp_path):
     base = tmp_path / "base"
     fit(corpus, base, options=FitOptions(steps=2, batch=2, threads=1, config=TINY), log=lambda s: None)
