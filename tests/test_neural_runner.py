@@ -252,9 +252,9 @@ def test_cli_fit_takes_a_new_models_config(corpus, tmp_path, capsys):
     fields = ",".join(f"{k}={v}" for k, v in TINY.items())
     out = tmp_path / "absolute"
     assert main(["train", "fit", str(corpus), "--out", str(out), "--steps", "2", "--batch", "2",
-                 "--model-config", f"{fields},mouth_residual=false,mel_augment=0"]) == 0
+                 "--model-config", f"{fields},mouth_residual=true,mel_augment=0.5"]) == 0
     config = load_checkpoint(out / "best.pt")["config"]
-    assert config["mouth_residual"] is False and config["mel_augment"] == 0.0 and config["width"] == TINY["width"]
+    assert config["mouth_residual"] is True and config["mel_augment"] == 0.5 and config["width"] == TINY["width"]
     for bad, message in (("widht=3", "no field 'widht'"), ("width=wide", "width is int"),
                          ("mouth_residual=maybe", "mouth_residual is bool"), ("width", "FIELD=VALUE pairs")):
         assert main(["train", "fit", str(corpus), "--out", str(tmp_path / "x"), "--model-config", bad]) == 2
@@ -330,10 +330,10 @@ def test_a_mouth_residual_model_adds_the_rigs_mouth_and_reads_its_reference_with
     from studio.generate.neural.inputs import prior_motion
     from studio.generate.neural.model import MotionFlowModel
 
-    whole = tiny_model(seed=5)
-    assert whole.config.mouth_residual  # new models generate the residual
-    absolute = MotionFlowModel(replace(whole.config, mouth_residual=False)).eval()
-    absolute.load_state_dict(whole.state_dict())
+    absolute = tiny_model(seed=5)
+    assert not absolute.config.mouth_residual  # the default: the whole motion
+    whole = MotionFlowModel(replace(absolute.config, mouth_residual=True)).eval()
+    whole.load_state_dict(absolute.state_dict())
     residual_runner, absolute_runner = TorchRunner.from_model(whole, "cpu"), TorchRunner.from_model(absolute, "cpu")
     frames = whole.config.chunk  # one chunk: no reference frames, the same network output
     inputs, conditions = _inputs(frames, seed=2), default_conditions(frames)

@@ -55,13 +55,14 @@ warped along its bands, masked in a run of bands and two runs of frames and offs
 (:func:`augment_mel`), so no single band or formant position of the synthesizers decides a lip
 shape.
 
-**Mouth residual** (``mouth_residual``, new models): the model generates the motion *less the
+**Mouth residual** (``mouth_residual``, off by default): the model generates the motion *less the
 rig's mouth on the phones it is given* (:func:`~studio.generate.neural.inputs.prior_motion`, read
 back from the ``rig.*`` input columns), and reads its reference frames the same way; the runner
 adds the rig's mouth back. Its default — what it falls back on for a recording unlike its training
 voices — is then the rig's answer, and what it learns is the correction: the emotion's mouth, a
-bilabial the recognizer missed, a closure it invented. Models from before (``mouth_residual``
-false) generate the whole motion.
+bilabial the recognizer missed, a closure it invented. Tried once (with ``mel_augment`` 0.5 and
+fewer espeak-ng windows, see the model card): better with a transcript on recorded speech, worse
+at closing the lips without one, so the shipped model generates the whole motion.
 
 **Sampling** (:func:`euler`): Euler steps of the flow from seeded noise (:func:`chunk_noise`: the
 seed draws all but the mouth's), optionally guided on emotion: ``v = v_∅ + g (v_e − v_∅)`` with
@@ -156,8 +157,8 @@ class ModelConfig:
     mlp_ratio: int = 2
     emotion_dropout: float = 0.1    # share of training windows with the emotion dropped (CFG)
     acoustic_dropout: float = 0.15  # share of training windows with the acoustic inputs blanked
-    mel_augment: float = 0.5        # share of training windows whose mel is warped and masked
-    mouth_residual: bool = True     # generate the motion minus the rig's mouth on the phones (prior_motion)
+    mel_augment: float = 0.0        # share of training windows whose mel is warped and masked
+    mouth_residual: bool = False    # generate the motion minus the rig's mouth on the phones (prior_motion)
     inputs_version: int = INPUTS_VERSION  # what the audio inputs mean (studio.generate.neural.inputs)
     velocity_weight: float = 1.0    # weight of the velocity loss on x̂ (first differences)
     acceleration_weight: float = 1.0  # weight of the acceleration loss on x̂ (second differences)
