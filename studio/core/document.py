@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import uuid
 from dataclasses import dataclass, field, replace
 from enum import Enum
@@ -612,16 +613,13 @@ class Project:
                 self._edit(("curve",) + tuple(path), self._existing_curve(path).with_interpolation(indices, mode),
                            "Set interpolation")
 
-    def set_slopes(self, selection: Mapping[tuple, Any], slopes=np.nan) -> None:
-        """Set the Bézier handle slope (value per frame) of keys ``{path: indices}`` — one for all,
-        or per path an array per index — as one undo step; NaN puts them back to auto."""
-        given = slopes.values() if isinstance(slopes, Mapping) else [slopes]
-        auto = all(np.all(np.isnan(np.asarray(v, dtype=np.float64))) for v in given)
-        text = "Auto handles" if auto else "Set handle slope"
+    def set_slopes(self, selection: Mapping[tuple, Any], slope: float = np.nan) -> None:
+        """Set the Bézier handle slope (value per frame) of keys ``{path: indices}`` as one undo
+        step; NaN puts them back to auto."""
+        text = "Auto handles" if math.isnan(slope) else "Set handle slope"
         with self.macro(text):
             for path, indices in selection.items():
-                value = slopes[path] if isinstance(slopes, Mapping) else slopes
-                self._edit(("curve",) + tuple(path), self._existing_curve(path).with_slopes(indices, value), text)
+                self._edit(("curve",) + tuple(path), self._existing_curve(path).with_slopes(indices, slope), text)
 
     def set_curve(self, path: tuple, curve: FCurve | None, text: str = "Replace curve") -> None:
         """Replace a whole curve (paste, import, clear)."""

@@ -30,7 +30,8 @@ actions that can be active at once (:func:`shortcut_conflicts` finds any), which
 edit with (typing, the arrows).
 
 Settings (QSettings): window geometry and dock layout, the inspector's open sections, recent
-files, the autosave interval and the recovery bookkeeping. Questions to the user go through :class:`~studio.qt.dialogs.Dialogs`.
+files, the autosave interval and the recovery bookkeeping. Questions to the user go through
+:class:`~studio.qt.dialogs.Dialogs`.
 """
 
 from __future__ import annotations

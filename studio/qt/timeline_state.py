@@ -627,20 +627,21 @@ class TimelineState(QObject):
             reselected[path] = tuple(i for i in found if i is not None)
         self.select_keys(reselected)
 
-    def set_interpolation(self, mode: Interpolation) -> None:
+    def _selected_or_notice(self) -> KeySet:
+        """The selected keys; none: a notice says how to select some."""
         keys = self.selected_keys()
-        if keys:
-            self.project.set_interpolation(keys, Interpolation(mode))
-        else:
+        if not keys:
             self.notice.emit("Select keyframes first (click, Shift+click or drag a box)")
+        return keys
+
+    def set_interpolation(self, mode: Interpolation) -> None:
+        if keys := self._selected_or_notice():
+            self.project.set_interpolation(keys, Interpolation(mode))
 
     def auto_handles(self) -> None:
         """Put the selected keys' Bézier handles back to auto (one undo step)."""
-        keys = self.selected_keys()
-        if keys:
+        if keys := self._selected_or_notice():
             self.project.set_slopes(keys, np.nan)
-        else:
-            self.notice.emit("Select keyframes first (click, Shift+click or drag a box)")
 
     def set_handle(self, path: tuple, index: int, slope: float) -> None:
         """Set one key's handle slope (value per frame; a handle dragged in the curve editor)."""
