@@ -738,9 +738,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=10, help="neural: sampling steps (default 10)")
     p.add_argument("--guidance", type=float, default=1.0,
                    help="neural: classifier-free guidance on emotion, 1 = none (default 1; above 1 costs 2×)")
-    p.add_argument("--audio-trust", type=float, default=1.0, metavar="A",
+    p.add_argument("--audio-trust", type=float, default=None, metavar="A",
                    help="neural: how far the lips follow the sound's spectrum rather than the phones alone, "
-                        "0…2 (default 1; other values cost one more evaluation per step)")
+                        "0…2 (default 1 for recognized phones, 0.5 for phones aligned to a transcript; "
+                        "values other than 1 cost one more evaluation per step)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="neural: compute device")
     p.add_argument("--model", metavar="FILE", help="neural: checkpoint (.pt) or ONNX export (.onnx) "
                    "(default models/neural/best.pt)")
@@ -765,8 +766,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--motion", help="lve: the motion file to drive the head with")
     p.add_argument("--generator", choices=["rig", "neural"], default="rig", help="lipsync: the generator scored")
     p.add_argument("--model", help="lipsync, neural: checkpoint (.pt) or ONNX file (default models/neural/best.pt)")
-    p.add_argument("--audio-trust", type=float, default=1.0, metavar="A",
-                   help="lipsync, neural: the sampling's trust in the sound, 0…2 (default 1)")
+    p.add_argument("--audio-trust", type=float, default=None, metavar="A",
+                   help="lipsync, neural: the sampling's trust in the sound, 0…2 (default 1 for recognized "
+                        "phones, 0.5 for aligned ones)")
     p.add_argument("--keypoints", help="lve: JSON of a custom mesh's 21 keypoint vertex ids")
     p.add_argument("--flame-model", help="lve: a FLAME model to drive a VOCA template with")
     p.add_argument("--corpus", metavar="MANIFEST", help="lipsync, controls: a dev corpus manifest.json")

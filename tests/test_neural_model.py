@@ -273,12 +273,21 @@ def test_mel_augmentation_warps_and_masks_the_mel_of_a_share_of_windows_and_noth
 
 
 def test_another_seed_moves_the_head_and_keeps_the_mouths_noise():
-    a, b = chunk_noise(0, 3, 80), chunk_noise(1, 3, 80)
     mouth = list(LOSS_GROUPS["mouth"])
     rest = [i for i in range(NUM_CHANNELS) if i not in mouth]
-    assert np.array_equal(a[:, mouth], b[:, mouth]) and not np.array_equal(a[:, mouth], chunk_noise(0, 4, 80)[:, mouth])
+    a, b = chunk_noise(0, 3, 80), chunk_noise(1, 3, 80)
+    assert not a[:, mouth].any() and not b[:, mouth].any()  # by default the lips start at the mean
     assert np.abs(a[:, rest] - b[:, rest]).mean() > 0.5
+    # with a temperature the mouth's noise is drawn, the same for every seed, another per chunk
+    a, b = chunk_noise(0, 3, 80, mouth_temperature=1.0), chunk_noise(1, 3, 80, mouth_temperature=1.0)
+    assert np.array_equal(a[:, mouth], b[:, mouth])
+    assert not np.array_equal(a[:, mouth], chunk_noise(0, 4, 80, mouth_temperature=1.0)[:, mouth])
     assert abs(float(a.std()) - 1.0) < 0.05
+    half = chunk_noise(0, 3, 80, mouth_temperature=0.5)
+    assert np.allclose(half[:, mouth], 0.5 * a[:, mouth]) and np.array_equal(half[:, rest], a[:, rest])
+    for bad in (-0.1, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="mouth_temperature"):
+            chunk_noise(0, 0, 80, mouth_temperature=bad)
 
 
 def test_learning_rate_decays_with_the_time_budget_when_steps_run_slow():

@@ -70,7 +70,15 @@ def test_generate_dialog_returns_its_settings(qtbot, no_leaks):
     dialog.strength.setValue(0.7)
     settings = dialog.settings()
     assert settings == GenerateSettings("neural", 4, "surprised", 0.7, False, steps=25, device="cpu")
+    assert settings.audio_trust is None and dialog.audio_trust.text() == "Auto"  # by how the phones are found
+    dialog.audio_trust.stepBy(1)  # one step up from Auto is 0: the phones alone
+    assert dialog.settings().audio_trust == 0.0
+    dialog.audio_trust.setValue(0.7)
+    assert dialog.settings().audio_trust == 0.7
     assert dialog.findChild(QDialogButtonBox).button(QDialogButtonBox.Ok).text() == "Generate"
+    again = GenerateDialog(GenerateSettings(audio_trust=0.3), ("rig", "neural"), has_transcript=False)
+    qtbot.addWidget(again)
+    assert again.audio_trust.value() == 0.3 and again.settings().audio_trust == 0.3
 
 
 def test_export_dialog_shows_the_options_of_its_kind(qtbot, no_leaks, tmp_path):

@@ -86,6 +86,36 @@ def test_the_neural_generator_hands_out_exactly_its_motion_chunk_by_chunk(checkp
     np.testing.assert_array_equal(np.concatenate([v for _, v in pieces]), motion)
 
 
+def test_the_neural_generator_trusts_the_sound_less_when_the_phones_were_aligned(checkpoint):
+    from dataclasses import replace
+
+    from studio.audio.decode import load_audio
+    from studio.audio.features import compute_features
+    from studio.audio.phones import Phone
+    from studio.generate.neural.runner import (
+        AUDIO_TRUST_ALIGNED,
+        AUDIO_TRUST_RECOGNIZED,
+        neural_motion,
+    )
+    from studio.generate.rig import default_conditions, num_frames_for
+
+    audio = load_audio(DEMO / "speech.flac")
+    audio = replace(audio, samples=audio.samples[:int(1.2 * audio.sample_rate)])
+    features = compute_features(audio)
+    phones = [Phone("M", 0.1, 0.3), Phone("AA", 0.3, 0.6)]
+    conditions = default_conditions(num_frames_for(audio.duration, 25.0))
+
+    def run(trust, aligned):
+        return neural_motion(features, phones, duration=audio.duration, fps=25.0, conditions=conditions, steps=2,
+                             device="cpu", model_path=checkpoint, audio_trust=trust, phones_from_transcript=aligned)
+
+    assert (AUDIO_TRUST_RECOGNIZED, AUDIO_TRUST_ALIGNED) == (1.0, 0.5)
+    np.testing.assert_array_equal(run(None, True), run(AUDIO_TRUST_ALIGNED, True))
+    np.testing.assert_array_equal(run(None, False), run(AUDIO_TRUST_RECOGNIZED, False))
+    assert np.abs(run(None, True) - run(1.0, True)).max() > 1e-4  # the default changed what came out
+    assert np.abs(run(0.8, True) - run(None, True)).max() > 1e-5  # a given trust is used as given
+
+
 def _base(values, conditions=None, generator="rig"):
     values = np.asarray(values, np.float32)
     if conditions is None:

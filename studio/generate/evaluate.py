@@ -102,7 +102,7 @@ class LipsyncReport:
 
 
 def evaluate_item(item: EvalItem, *, with_transcript: bool, fps: float = 25.0, seed: int = 0,
-                  generator: str = "rig", model: Path | None = None, audio_trust: float = 1.0) -> ItemScore:
+                  generator: str = "rig", model: Path | None = None, audio_trust: float | None = None) -> ItemScore:
     """Generate for one item with ``generator`` (``"rig"`` or ``"neural"``, whose checkpoint is
     ``model`` and sampling ``audio_trust``) and score it (see the module docstring)."""
     started = time.perf_counter()
@@ -135,7 +135,7 @@ def evaluate_item(item: EvalItem, *, with_transcript: bool, fps: float = 25.0, s
 
 
 def evaluate_lipsync(items: Iterable[EvalItem], *, with_transcript: bool, fps: float = 25.0, seed: int = 0,
-                     generator: str = "rig", model: Path | None = None, audio_trust: float = 1.0,
+                     generator: str = "rig", model: Path | None = None, audio_trust: float | None = None,
                      progress: Callable[[int, ItemScore], None] | None = None) -> LipsyncReport:
     scores = []
     for i, item in enumerate(items):

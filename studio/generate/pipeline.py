@@ -59,7 +59,7 @@ class GenerateRequest:
     canonical_keypoints: np.ndarray | None = field(default=None, repr=False)
     steps: int = 10
     guidance: float = 1.0
-    audio_trust: float = 1.0
+    audio_trust: float | None = None  # None: by how the phones were found (neural.runner.default_audio_trust)
     device: str = "auto"
     model: Path | None = None
 
@@ -96,7 +96,8 @@ def _check(request: GenerateRequest) -> None:
             raise GenerateError(f"steps must be within 1…1000, got {request.steps}")
         if not (np.isfinite(request.guidance) and 0.0 <= request.guidance <= 20.0):
             raise GenerateError(f"guidance must be within 0…20, got {request.guidance}")
-        if not (np.isfinite(request.audio_trust) and 0.0 <= request.audio_trust <= 2.0):
+        if request.audio_trust is not None and not (np.isfinite(request.audio_trust) and
+                                                    0.0 <= request.audio_trust <= 2.0):
             raise GenerateError(f"audio trust must be within 0…2, got {request.audio_trust}")
         model = Path(request.model) if request.model is not None else DEFAULT_CHECKPOINT
         if not model.is_file():

@@ -56,6 +56,8 @@ REGISTRY_KINDS = {"mp4": "video", "png": "image_sequence", "mesh": "mesh", "mesh
 FOLDER_KINDS = ("png",)
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow")
 RENDER_SIZES = (256, 384, 512, 720, 1024, 1080, 1440, 2048)
+#: The audio-trust spin box's minimum, shown as "Auto" (by how the phones were found).
+_AUTO_TRUST = -0.1
 
 
 @dataclass(frozen=True)
@@ -71,7 +73,7 @@ class GenerateSettings:
     language: str = "en-us"
     steps: int = 10  # the neural generator's sampling steps
     guidance: float = 1.0  # … its classifier-free guidance scale
-    audio_trust: float = 1.0  # … how far the lips follow the sound rather than the phones alone
+    audio_trust: float | None = None  # … how far the lips follow the sound rather than the phones; None: auto
     device: str = "auto"  # … where it runs: auto (CUDA when it works), cpu, cuda
     model: str = ""  # … its checkpoint (.pt) or ONNX export; "": models/neural/best.pt
 
@@ -199,12 +201,14 @@ class GenerateDialog(QDialog):
         self.guidance.setValue(defaults.guidance)
         self.guidance.setToolTip("Neural generator: classifier-free guidance scale (1: none)")
         self.audio_trust = QDoubleSpinBox(self)
-        self.audio_trust.setRange(0.0, 1.0)
+        self.audio_trust.setRange(_AUTO_TRUST, 1.0)  # the minimum reads "Auto"
         self.audio_trust.setSingleStep(0.1)
-        self.audio_trust.setValue(defaults.audio_trust)
+        self.audio_trust.setSpecialValueText("Auto")
+        self.audio_trust.setValue(_AUTO_TRUST if defaults.audio_trust is None else defaults.audio_trust)
         self.audio_trust.setToolTip("Neural generator: how far the lips follow the sound itself rather than the "
                                     "phones alone (1: fully; lower it for a recording unlike any voice it learned, "
-                                    "at one more evaluation per step)")
+                                    "at one more evaluation per step). Auto: 1 for recognized phones, 0.5 for "
+                                    "phones aligned to the transcript")
         self.device = QComboBox(self)
         self.device.addItems(["auto", "cpu", "cuda"])
         self.device.setCurrentText(defaults.device)
@@ -268,10 +272,14 @@ class GenerateDialog(QDialog):
         self.form.setRowVisible(self.model_notice, bool(message))
         self.buttons.button(QDialogButtonBox.Ok).setEnabled(not message)
 
+    def _audio_trust(self) -> float | None:
+        value = self.audio_trust.value()
+        return None if value <= _AUTO_TRUST else value
+
     def settings(self) -> GenerateSettings:
         return GenerateSettings(self.generator.currentText(), self.seed.value(), self.emotion.currentText(),
                                 self.strength.value(), self.transcript.isChecked(), steps=self.steps.value(),
-                                guidance=self.guidance.value(), audio_trust=self.audio_trust.value(),
+                                guidance=self.guidance.value(), audio_trust=self._audio_trust(),
                                 device=self.device.currentText(),
                                 model=self.model.text().strip())
 
