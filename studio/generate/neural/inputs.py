@@ -80,8 +80,8 @@ from studio.audio.phones import PHONES, SILENCE, Phone, merge_silences, validate
 from studio.core.motion import EXP, NUM_CHANNELS
 from studio.generate.rig import LIP_PRIOR, lip_prior, prior_offsets
 
-__all__ = ["ACOUSTIC_CHANNELS", "ACOUSTIC_FLAG", "INPUTS_VERSION", "INPUT_NAMES", "MEL_BANDS", "NUM_INPUTS", "neural_inputs",
-           "prior_motion"]
+__all__ = ["ACOUSTIC_CHANNELS", "ACOUSTIC_FLAG", "INPUTS_VERSION", "INPUT_NAMES", "MEL_BANDS", "NUM_INPUTS",
+           "TRANSCRIPT_FLAG", "neural_inputs", "prior_motion"]
 
 #: Log-mel bands the 80 of the front end are averaged into (adjacent pairs).
 MEL_BANDS = 40
@@ -118,6 +118,8 @@ _AUDIO = slice(MEL_BANDS, MEL_BANDS + 5)
 _PHONES = slice(_AUDIO.stop, _AUDIO.stop + len(PHONES))
 _PROGRESS, _DURATION, _FLAG = _PHONES.stop, _PHONES.stop + 1, _PHONES.stop + 2
 _PRIOR = slice(_FLAG + 1, _FLAG + 1 + len(LIP_PRIOR))
+#: The ``phones_from_transcript`` flag's column.
+TRANSCRIPT_FLAG = _FLAG
 #: The ``acoustic`` flag's column.
 ACOUSTIC_FLAG = _PRIOR.stop
 assert ACOUSTIC_FLAG == NUM_INPUTS - 1

@@ -47,7 +47,7 @@ import numpy as np
 
 from studio.core.document import CONDITION_CHANNELS
 from studio.core.motion import CHANNEL_INDEX, CHANNEL_RANGES, EYE_CHANNELS, NUM_CHANNELS
-from studio.generate.neural.inputs import prior_motion
+from studio.generate.neural.inputs import TRANSCRIPT_FLAG, prior_motion
 from studio.generate.neural.model import (
     MOUTH_TEMPERATURE,
     ModelConfig,
@@ -390,7 +390,7 @@ def finish_frames(values: np.ndarray, conditions: np.ndarray) -> np.ndarray:
 
 
 def stream_motion(runner: Runner, inputs: np.ndarray, conditions: np.ndarray, canonical: np.ndarray | None = None,
-                  *, steps: int = 10, seed: int = 0, guidance: float = 1.0, audio_trust: float = 1.0,
+                  *, steps: int = 10, seed: int = 0, guidance: float = 1.0, audio_trust: float | None = None,
                   chunk: int | None = None, overlap: int = DEFAULT_OVERLAP,
                   mouth_temperature: float = MOUTH_TEMPERATURE,
                   cancel: Callable[[], bool] | None = None) -> Iterator[MotionChunk]:
@@ -398,6 +398,7 @@ def stream_motion(runner: Runner, inputs: np.ndarray, conditions: np.ndarray, ca
 
     ``conditions`` (T, 13) of :data:`~studio.core.document.CONDITION_CHANNELS`; ``canonical`` the
     identity (None: the mean face); ``chunk`` ≤ the model's chunk (smaller: earlier first frames);
+    ``audio_trust`` None: :func:`default_audio_trust` for the inputs' ``phones_from_transcript``;
     ``mouth_temperature`` scales the mouth's sampling noise (:func:`~.model.chunk_noise`).
     Raises :class:`~studio.generate.pipeline.Cancelled` when ``cancel()`` is True between chunks.
     """
@@ -417,6 +418,8 @@ def stream_motion(runner: Runner, inputs: np.ndarray, conditions: np.ndarray, ca
         raise ValueError(f"steps must be at least 1, got {steps}")
     if T == 0:
         return
+    if audio_trust is None:
+        audio_trust = default_audio_trust(bool(inputs[0, TRANSCRIPT_FLAG] > 0.5))
     conditions = np.asarray(conditions, dtype=np.float32)
     controls = encode_controls(conditions)
     identity = encode_identity(canonical)
@@ -478,13 +481,11 @@ def neural_motion(features, phones, *, duration: float, fps: float, conditions: 
                   on_chunk: Callable[[int, np.ndarray], None] | None = None) -> np.ndarray:
     """The neural model's motion (T, 74) at ``fps`` for the pipeline (module docstring);
     ``conditions`` (T, 13) at ``fps``; ``audio_trust`` None: :func:`default_audio_trust` for the
-    phones. ``on_chunk(start, values)`` gets frames ``start …`` (n, 74) at ``fps`` as each chunk
+    phones (:func:`stream_motion`). ``on_chunk(start, values)`` gets frames ``start …`` (n, 74) at ``fps`` as each chunk
     settles them; together they are exactly the returned motion."""
     from studio.generate.neural.inputs import neural_inputs
     from studio.generate.rig import num_frames_for
 
-    if audio_trust is None:
-        audio_trust = default_audio_trust(phones_from_transcript)
     runner = open_runner(model_path, device)
     fps_model = runner.config.fps
     n_model = num_frames_for(duration, fps_model)
