@@ -805,8 +805,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "espeak-ng=0.35,flite=0.35,festival=0.3 (default: every frame equally likely)")
     p.add_argument("--model-config", metavar="FIELD=VALUE,…",
                    help="fit: fields of a new model's config (studio/generate/neural/model.py ModelConfig), "
-                        "e.g. width=128,mouth_residual=false (default: the defaults; a resumed or fine-tuned "
-                        "model keeps its own)")
+                        "e.g. width=128,mouth_residual=false (default: the defaults); with --init only its training "
+                        "fields (e.g. mel_augment=0.5), a resumed model keeps its own")
     p.add_argument("--items", type=int, help="corpus: number of items (default 2000)")
     p.add_argument("--seed", type=int, help="corpus: seed of every draw; its held-out voices are the dev "
                    "corpus's for the same seed; fit: seed of the model, windows and noise (default 0)")

@@ -269,6 +269,15 @@ def test_fine_tuning_on_a_motion_dataset(speech, corpus, tmp_path):
     assert summary["step"] == 3 and (out / "inputs" / "take.npz").is_file() and (out / "best.pt").is_file()
     start = json.loads((out / "log.jsonl").read_text().splitlines()[0])
     assert start["init"] == str(base / "best.pt") and start["kind"] == "motion dataset" and start["train_items"] == 1
+    # a fine-tuning run may change how it regularizes, never the architecture or the inputs
+    fit(speech, tmp_path / "augmented", init=base / "best.pt",
+        options=FitOptions(steps=1, batch=2, threads=1, config={"mel_augment": 0.5, "acoustic_dropout": 0.3}),
+        log=lambda s: None)
+    config = load_checkpoint(tmp_path / "augmented" / "best.pt")["config"]
+    assert config["mel_augment"] == 0.5 and config["acoustic_dropout"] == 0.3 and config["width"] == TINY["width"]
+    with pytest.raises(ValueError, match="width cannot change"):
+        fit(speech, tmp_path / "wider", init=base / "best.pt",
+            options=FitOptions(steps=1, config={"width": 128, "mel_augment": 0.5}), log=lambda s: None)
     (speech / "orphan.json").write_bytes((speech / "take.json").read_bytes())
     try:
         with pytest.raises(ValueError, match="orphan.json: no audio beside it"):

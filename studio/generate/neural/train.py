@@ -318,10 +318,24 @@ class FitOptions:
     log_every: int = 50
     threads: int | None = None          # torch threads (default: 1 or every core, measured)
     source_shares: dict | None = None   # share of the windows per corpus source (WindowSampler)
-    config: dict = field(default_factory=dict)  # ModelConfig fields for a new model
+    config: dict = field(default_factory=dict)  # ModelConfig fields: a new model's, or TRAINING_FIELDS (--init)
 
     def learning_rate(self, fine_tuning: bool) -> float:
         return self.lr if self.lr is not None else (5e-4 if fine_tuning else 2e-3)
+
+
+#: ModelConfig fields that only shape training (regularization, loss weights): a fine-tuning run
+#: may change them; every other field is the architecture or the meaning of the inputs.
+TRAINING_FIELDS = ("emotion_dropout", "acoustic_dropout", "mel_augment", "velocity_weight", "acceleration_weight")
+
+
+def fine_tuning_config(config: ModelConfig, changes: dict) -> ModelConfig:
+    """``config`` with ``changes`` to its :data:`TRAINING_FIELDS` (a fine-tuned model keeps the rest)."""
+    fixed = sorted(set(changes) - set(TRAINING_FIELDS))
+    if fixed:
+        raise TrainError(f"a fine-tuned model keeps its architecture and inputs: {', '.join(fixed)} cannot change "
+                         f"(only {', '.join(TRAINING_FIELDS)} can)")
+    return replace(config, **changes)
 
 
 def _rng_state(np_rng: np.random.Generator, generator: torch.Generator) -> dict:
@@ -387,6 +401,8 @@ class Trainer:
                               steps=saved.steps if options.steps is None else options.steps)
         elif init is not None:
             model = model_from_checkpoint(load_checkpoint(init), init)
+            if options.config:
+                model.config = fine_tuning_config(model.config, options.config)
         else:
             config = ModelConfig(num_inputs=NUM_INPUTS, **options.config)
             mean, std = motion_statistics(train, config)
