@@ -68,6 +68,7 @@ __all__ = [
     "FestivalVoice",
     "Synthesis",
     "SynthesisError",
+    "espeak_phonemes",
     "espeak_variants",
     "espeak_voices",
     "festival_voice",
@@ -733,6 +734,16 @@ def _words(text: str) -> list[str]:
         if token and any(ch.isalnum() for ch in token):
             out.append(token)
     return out
+
+
+def espeak_phonemes(text: str, voice: str = "en-us") -> list[tuple[str, str]]:
+    """espeak-ng's IPA for ``text`` clause by clause, ``[(source, phonemes), …]``: phonemes
+    separated by ``_`` (a diphthong or affricate is one phoneme), words by spaces, stress marks
+    on the phoneme they stress. ``source`` is the stretch of text espeak-ng read for the clause."""
+    with _LOCK:
+        engine = _espeak()
+        engine.select(voice)
+        return engine.clauses(text, _PHONEMES_IPA | ord(_PHONE_SEPARATOR) << 8)
 
 
 def text_to_ipa(text: str, voice: str = "en-us") -> list[tuple[str, str]]:
