@@ -14,12 +14,13 @@ given them as a second output and every token's span is *exact*, not estimated. 
 the blank before it, its stress mark, its characters and the blanks between and after them (the
 blank after it is the next phoneme's onset when one follows in the word); its ARPAbet phones
 (:func:`~studio.audio.phones.ipa_to_arpabet`) share its span evenly. Word spaces, punctuation
-and the start and end tokens are ``SIL`` (a word space lasting one frame or less joins the phone
-before it: it is the network's word boundary, not a pause).
+and the start and end tokens are ``SIL`` (a word-space token of two frames, 23 ms, or less joins
+the phone before it: it is the network's word boundary, not a pause).
 
 **Determinism.** The network samples noise twice (its durations and its sound) with ONNX
-``RandomNormalLike`` nodes that carry no seed; here they are given the caller's ``seed``, and
-each call runs a fresh session, so the same arguments give the same samples.
+``RandomNormalLike`` nodes that carry no seed. Here the two nodes are replaced by slices of two
+noise inputs, drawn with numpy from the caller's ``seed``: the same arguments give the same
+samples, and one session per voice serves every call.
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ import importlib.resources
 import importlib.util
 import json
 import re
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,15 +60,48 @@ def piper_voices() -> list[str]:
 
 @dataclass(frozen=True)
 class _Voice:
-    model: bytes            # the network with the durations output added, no seeds set
+    session: object         # onnxruntime.InferenceSession of the network with the noise as inputs
     ids: dict[str, int]     # IPA character → token id
     sample_rate: int
     espeak_voice: str
+    channels: tuple[int, int]  # channels of the durations' noise and of the sound's noise
+
+
+def _noise_as_inputs(graph) -> tuple[int, int]:
+    """Replace the network's two ``RandomNormalLike`` nodes (the durations' noise, then the
+    sound's) by slices of the inputs ``noise_durations`` (1, C₁, N₁) and ``noise`` (1, C₂, N₂) to
+    the shapes they had; returns (C₁, C₂), found by running the network once on three tokens."""
+    import onnx
+    import onnxruntime as ort
+
+    nodes = [n for n in graph.graph.node if n.op_type == "RandomNormalLike"]
+    if len(nodes) != 2 or "/dp/" not in nodes[0].name:
+        raise SynthesisError(f"expected the two noise nodes of a Piper VITS voice, found {len(nodes)}")
+    probe = onnx.ModelProto()
+    probe.CopyFrom(graph)
+    probe.graph.output.extend(onnx.helper.make_tensor_value_info(n.input[0], onnx.TensorProto.FLOAT, None)
+                              for n in nodes)
+    shapes = ort.InferenceSession(probe.SerializeToString(), providers=["CPUExecutionProvider"]).run(
+        [n.input[0] for n in nodes], {"input": np.array([[1, 0, 2]], np.int64),
+                                      "input_lengths": np.array([3], np.int64),
+                                      "scales": np.array([0.667, 1.0, 0.8], np.float32)})
+    channels = tuple(int(x.shape[1]) for x in shapes)
+    zero = onnx.numpy_helper.from_array(np.zeros(3, np.int64), "noise_starts")
+    graph.graph.initializer.append(zero)
+    for node, name, c in zip(nodes, ("noise_durations", "noise"), channels):
+        graph.graph.input.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, [1, c, None]))
+        shape = node.output[0] + "_shape"
+        index = list(graph.graph.node).index(node)
+        graph.graph.node.remove(node)
+        graph.graph.node.insert(index, onnx.helper.make_node("Slice", [name, "noise_starts", shape], [node.output[0]]))
+        graph.graph.node.insert(index, onnx.helper.make_node("Shape", [node.input[0]], [shape]))
+    return channels
 
 
 @functools.lru_cache(maxsize=4)
 def _voice(name: str) -> _Voice:
     import onnx
+    import onnxruntime as ort
 
     package = VOICE_PACKAGES.get(name)
     if package is None:
@@ -83,31 +116,32 @@ def _voice(name: str) -> _Voice:
     graph = onnx.load(str(models[0]))
     if not any(_DURATIONS in node.output for node in graph.graph.node if node.op_type == "Ceil"):
         raise SynthesisError(f"{models[0].name}: no durations node ({_DURATIONS}); not a Piper VITS voice")
+    channels = _noise_as_inputs(graph)
     graph.graph.output.append(onnx.helper.make_tensor_value_info(_DURATIONS, onnx.TensorProto.FLOAT, None))
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    session = ort.InferenceSession(graph.SerializeToString(), options, providers=["CPUExecutionProvider"])
     ids = {symbol: values[0] for symbol, values in config["phoneme_id_map"].items()}
-    return _Voice(graph.SerializeToString(), ids, int(config["audio"]["sample_rate"]), config["espeak"]["voice"])
-
-
-_SESSION_LOCK = threading.Lock()
+    return _Voice(session, ids, int(config["audio"]["sample_rate"]), config["espeak"]["voice"], channels)
 
 
 def _run(voice: _Voice, tokens: list[int], seed: int, scales: tuple[float, float, float]) -> tuple[np.ndarray, np.ndarray]:
-    """Audio (n,) and frames per token (len(tokens),) from a session whose noise is seeded."""
-    import onnx
-    import onnxruntime as ort
-
-    graph = onnx.load_from_string(voice.model)
-    for k, node in enumerate(n for n in graph.graph.node if n.op_type == "RandomNormalLike"):
-        del node.attribute[:]  # keep dtype/mean/scale defaults: float, 0, 1
-        node.attribute.append(onnx.helper.make_attribute("seed", float(seed * 2 + k + 1)))
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    with _SESSION_LOCK:
-        session = ort.InferenceSession(graph.SerializeToString(), options, providers=["CPUExecutionProvider"])
-    audio, frames = session.run(None, {"input": np.array([tokens], np.int64),
-                                       "input_lengths": np.array([len(tokens)], np.int64),
-                                       "scales": np.array(scales, np.float32)})
-    return np.asarray(audio, np.float32).reshape(-1), np.asarray(frames).reshape(-1).astype(np.int64)
+    """Audio (n,) and frames per token (len(tokens),) with the noise drawn from ``seed``. A first
+    run (the sound's noise a single broadcast frame, its sound discarded) gives the durations, so
+    the second draws the sound's noise at exactly its length."""
+    rng = np.random.default_rng([seed, 0x9195])
+    feeds = {"input": np.array([tokens], np.int64), "input_lengths": np.array([len(tokens)], np.int64),
+             "scales": np.array(scales, np.float32),
+             "noise_durations": np.ascontiguousarray(
+                 rng.standard_normal((len(tokens), voice.channels[0]), dtype=np.float32).T[None]),
+             "noise": np.zeros((1, voice.channels[1], 1), np.float32)}
+    (durations,) = voice.session.run([_DURATIONS], feeds)
+    frames = int(np.asarray(durations).sum())
+    if frames < 1:
+        raise SynthesisError(f"Piper: no sound for {len(tokens)} tokens")
+    feeds["noise"] = np.ascontiguousarray(rng.standard_normal((frames, voice.channels[1]), dtype=np.float32).T[None])
+    audio, durations = voice.session.run(None, feeds)
+    return np.asarray(audio, np.float32).reshape(-1), np.asarray(durations).reshape(-1).astype(np.int64)
 
 
 def synthesize_piper(text: str, voice: str = "joe", *, length_scale: float = 1.0, noise_scale: float = 0.667,
