@@ -20,7 +20,7 @@ the phone before it: it is the network's word boundary, not a pause).
 **Determinism.** The network samples noise twice (its durations and its sound) with ONNX
 ``RandomNormalLike`` nodes that carry no seed. Here the two nodes are replaced by slices of two
 noise inputs, drawn with numpy from the caller's ``seed``: the same arguments give the same
-samples, and one session per voice serves every call.
+samples, and the voice's sessions (the network, its duration predictor) serve every call.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import importlib.resources
 import importlib.util
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -61,6 +61,7 @@ def piper_voices() -> list[str]:
 @dataclass(frozen=True)
 class _Voice:
     session: object         # onnxruntime.InferenceSession of the network with the noise as inputs
+    durations: object       # … of its duration predictor alone (frames per token)
     ids: dict[str, int]     # IPA character → token id
     sample_rate: int
     espeak_voice: str
@@ -101,6 +102,7 @@ def _noise_as_inputs(graph) -> tuple[int, int]:
 @functools.lru_cache(maxsize=4)
 def _voice(name: str) -> _Voice:
     import onnx
+    import onnx.utils
     import onnxruntime as ort
 
     package = VOICE_PACKAGES.get(name)
@@ -121,21 +123,22 @@ def _voice(name: str) -> _Voice:
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     session = ort.InferenceSession(graph.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    predictor = onnx.utils.Extractor(graph).extract_model(["input", "input_lengths", "scales", "noise_durations"],
+                                                          [_DURATIONS])
+    durations = ort.InferenceSession(predictor.SerializeToString(), options, providers=["CPUExecutionProvider"])
     ids = {symbol: values[0] for symbol, values in config["phoneme_id_map"].items()}
-    return _Voice(session, ids, int(config["audio"]["sample_rate"]), config["espeak"]["voice"], channels)
+    return _Voice(session, durations, ids, int(config["audio"]["sample_rate"]), config["espeak"]["voice"], channels)
 
 
 def _run(voice: _Voice, tokens: list[int], seed: int, scales: tuple[float, float, float]) -> tuple[np.ndarray, np.ndarray]:
-    """Audio (n,) and frames per token (len(tokens),) with the noise drawn from ``seed``. A first
-    run (the sound's noise a single broadcast frame, its sound discarded) gives the durations, so
-    the second draws the sound's noise at exactly its length."""
+    """Audio (n,) and frames per token (len(tokens),) with the noise drawn from ``seed``. The
+    duration predictor runs first, so the sound's noise is drawn at exactly its length."""
     rng = np.random.default_rng([seed, 0x9195])
     feeds = {"input": np.array([tokens], np.int64), "input_lengths": np.array([len(tokens)], np.int64),
              "scales": np.array(scales, np.float32),
              "noise_durations": np.ascontiguousarray(
-                 rng.standard_normal((len(tokens), voice.channels[0]), dtype=np.float32).T[None]),
-             "noise": np.zeros((1, voice.channels[1], 1), np.float32)}
-    (durations,) = voice.session.run([_DURATIONS], feeds)
+                 rng.standard_normal((len(tokens), voice.channels[0]), dtype=np.float32).T[None])}
+    (durations,) = voice.durations.run(None, feeds)
     frames = int(np.asarray(durations).sum())
     if frames < 1:
         raise SynthesisError(f"Piper: no sound for {len(tokens)} tokens")
@@ -218,7 +221,7 @@ def synthesize_piper(text: str, voice: str = "joe", *, length_scale: float = 1.0
             raise SynthesisError(f"espeak-ng phoneme {ipa!r}: {error}") from None
         if not labels:  # a glottal stop: its time goes to the phone before it
             if phones:
-                phones[-1] = Phone(phones[-1].label, phones[-1].start, b / spec.sample_rate, phones[-1].stress)
+                phones[-1] = replace(phones[-1], end=b / spec.sample_rate)
             else:
                 phones.append(Phone(SILENCE, a / spec.sample_rate, b / spec.sample_rate, 0))
             continue

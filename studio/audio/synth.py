@@ -122,6 +122,7 @@ _EVENT_LIST_TERMINATED = 0
 _EVENT_PHONEME = 7
 _PARAM_RATE, _PARAM_VOLUME, _PARAM_PITCH, _PARAM_RANGE, _PARAM_WORDGAP = 1, 2, 3, 4, 7
 _PHONE_SEPARATOR = "_"  # asked of espeak_TextToPhonemes between phonemes (phonememode bits 8-23)
+_PHONEMES_SEPARATED = _PHONEMES_IPA | ord(_PHONE_SEPARATOR) << 8  # IPA, phonemes separated
 _LANGUAGE_SWITCH = re.compile(r"\([a-z][a-z0-9-]*\)")  # "(en)" where espeak changes language mid-text
 # espeak-ng writes "??" for a phoneme with no IPA spelling (an English vowel in German text):
 # it is a vowel, spoken as the neutral one.
@@ -584,8 +585,7 @@ def _synthesize_here(text: str, voice: str, rate: int, pitch: int, pitch_range: 
                              (_PARAM_WORDGAP, word_gap), (_PARAM_VOLUME, 100)):
             engine.lib.espeak_SetParameter(param, int(value), 0)
         raw, events, pause = engine.synthesize(text.encode("utf-8"))
-        separated = _PHONEMES_IPA | ord(_PHONE_SEPARATOR) << 8
-        transcription = [ph for _, phonemes in engine.clauses(text, separated)
+        transcription = [ph for _, phonemes in engine.clauses(text, _PHONEMES_SEPARATED)
                          for ph in re.split(r"[ _]+", phonemes) if ph]
         sample_rate = engine.sample_rate
     if raw.size == 0 or not events:
@@ -743,7 +743,7 @@ def espeak_phonemes(text: str, voice: str = "en-us") -> list[tuple[str, str]]:
     with _LOCK:
         engine = _espeak()
         engine.select(voice)
-        return engine.clauses(text, _PHONEMES_IPA | ord(_PHONE_SEPARATOR) << 8)
+        return engine.clauses(text, _PHONEMES_SEPARATED)
 
 
 def text_to_ipa(text: str, voice: str = "en-us") -> list[tuple[str, str]]:
