@@ -8,7 +8,7 @@
                    [--steps N] [--guidance G] [--audio-trust A] [--device auto|cpu|cuda] [--model FILE] -o motion.json|npz|csv
     studio eval lipsync (--corpus MANIFEST | AUDIO --reference PHONES) [--mode with|without|both]
     studio eval build-corpus OUT [--items N] [--seed N]
-    studio train corpus OUT [--items N] [--seed N] [--workers W]   the neural model's training corpus
+    studio train corpus OUT [--items N] [--seed N] [--workers W] [--piper-share X] [--natural-share X]   the neural model's training corpus
     studio train fit DATA [--out DIR] [--init CHECKPOINT] [--hours H] [--steps N] [--batch B] [--seed S]
                      [--source-shares SRC=X,…] [--model-config FIELD=VALUE,…]
     studio bench core [--minutes M] [--repeat N]
@@ -382,7 +382,8 @@ def cmd_train_corpus(args) -> int:
 
     if not args.target:
         raise CommandError("studio train corpus needs the output folder")
-    options = {key: getattr(args, key) for key in ("items", "seed", "workers") if getattr(args, key) is not None}
+    options = {key: getattr(args, key) for key in ("items", "seed", "workers", "piper_share", "natural_share")
+               if getattr(args, key) is not None}
     bar = _ProgressLine("building")
     try:
         manifest = build_train_corpus(Path(args.target), progress=lambda done, total: bar(done / max(1, total)),
@@ -811,6 +812,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, help="corpus: seed of every draw; its held-out voices are the dev "
                    "corpus's for the same seed; fit: seed of the model, windows and noise (default 0)")
     p.add_argument("--workers", type=int, help="corpus: items built side by side in processes (default 2)")
+    p.add_argument("--piper-share", type=float, metavar="X",
+                   help="corpus: share of the training items a Piper voice speaks, where one is installed "
+                        "(default 0.25; with --natural-share 0: the corpus the first shipped model was trained on)")
+    p.add_argument("--natural-share", type=float, metavar="X",
+                   help="corpus: share of the other English training items that say everyday sentences instead "
+                        "of the bilabial-rich bank's (default 0.5; 0: the bank's only)"),
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("bench", help="benchmarks (medians of repeated runs)")

@@ -24,6 +24,9 @@ from studio.generate.devcorpus import build_dev_corpus, load_sentences, padded_1
 from studio.generate.lipsync import closure_counts, lag_ms
 from studio.generate.neural.corpus import (
     ITEM_KEYS,
+    NATURAL_SENTENCES,
+    NATURAL_SHARE,
+    PIPER_SHARE,
     SAME_PERSON,
     CorpusError,
     _plan,
@@ -51,7 +54,8 @@ from studio.generate.rig import (
     rig_motion,
 )
 
-ITEMS = 7  # indices 2 (val) and 5 (heldout) give every split; 1 and 6 are festival items, 6 with a tempo change
+ITEMS = 7  # indices 2 (val) and 5 (heldout) give every split; 1 and 6 are festival items, 6 with a tempo
+# change; 3 and 4 the Piper voice's; 0 (flite) and 1 say everyday sentences
 
 
 @pytest.fixture(scope="module")
@@ -259,7 +263,10 @@ def test_manifest_and_splits_by_voice(corpus, tmp_path):
         assert isinstance(item["phones_from_transcript"], bool) and set(item["augment"]) >= {"pitch", "tempo"}
     report = data["report"]
     assert report["items"] == ITEMS and report["bytes"] > 0 and report["seconds"] > 0
-    assert report["synthesizers"] == {"espeak-ng": 4, "festival": 2, "flite": 1}
+    assert report["synthesizers"] == {"espeak-ng": 2, "festival": 2, "flite": 1, "piper": 2}
+    assert data["piper_share"] == PIPER_SHARE and data["natural_share"] == NATURAL_SHARE
+    piper = [item for item in data["items"] if item["synthesizer"] == "piper"]
+    assert {item["speaker"] for item in piper} == {"piper:joe"} and "piper:joe" in data["train_speakers"]
     assert report["hours"] == pytest.approx(sum(i["seconds"] for i in data["items"]) / 3600, abs=1e-4)
 
 
@@ -295,6 +302,44 @@ def test_festival_voices_are_split_by_voice():
     # seed 0: ked_diphone (nobody else's voice) is held out; kal_diphone trains, as flite's kal16 does
     assert speaker_splits(0)["heldout"].count("festival:ked_diphone") == 1
     assert "festival:kal_diphone" in speaker_splits(0)["train"]
+
+
+def test_piper_items_and_everyday_sentences():
+    """The Piper voice speaks only ``train`` items, always everyday sentences, with its tempo and
+    noise drawn in range; about half the other English ``train`` items say everyday sentences,
+    their plans otherwise unchanged; with both shares 0 no item does (the first corpus)."""
+    bank = load_sentences()
+    natural = set(load_sentences(NATURAL_SENTENCES)["en"])
+    assert len(natural) >= 100 and not natural & set(bank["en"])
+    splits = speaker_splits(0)
+    assert "piper:joe" in splits["train"] and not any(s.startswith("piper:") for s in splits["val"] + splits["heldout"])
+    every_bank_sentence = {sentence for sentences in bank.values() for sentence in sentences}
+    counts = {"piper": 0, "natural": 0, "english": 0}
+    for index in range(300):
+        plan, plain = _plan(index, 0, bank, splits), _plan(index, 0, bank, splits, 0.0, 0.0)
+        assert plain["synthesizer"] != "piper" and set(plain["sentences"]) <= every_bank_sentence
+        if plan["synthesizer"] == "piper":
+            counts["piper"] += 1
+            settings = plan["settings"]
+            assert plan["split"] == "train" and plan["speaker"] == "piper:joe" and plan["language"] == "en-us"
+            assert set(plan["sentences"]) <= natural and plan["text"] == " ".join(plan["sentences"])
+            assert 0.8 <= settings["length_scale"] <= 1.25 and 0.4 <= settings["noise_scale"] <= 0.9
+            assert 0.4 <= settings["noise_w"] <= 1.1 and isinstance(settings["seed"], int)
+            continue
+        english = plain["sentences"][0] in bank["en"]
+        if plan["split"] == "train" and english:
+            counts["english"] += 1
+        if plan["sentences"] != plain["sentences"]:
+            counts["natural"] += 1
+            assert plan["split"] == "train" and english and set(plan["sentences"]) <= natural
+            assert len(plan["sentences"]) == len(plain["sentences"])
+            assert {**plan, "sentences": None, "text": None} == {**plain, "sentences": None, "text": None}
+        else:
+            assert plan == plain
+    assert 0.15 < counts["piper"] / 240 < 0.35, counts
+    assert 0.3 < counts["natural"] / counts["english"] < 0.7, counts
+    with pytest.raises(ValueError, match="piper_share"):
+        build_train_corpus("unused", items=1, piper_share=1.5)
 
 
 def test_items_have_the_contracted_arrays(corpus):
@@ -412,3 +457,10 @@ def test_bad_files_are_named(corpus, tmp_path):
 def test_cli_train_fit_names_what_it_needs(capsys):
     assert main(["train", "fit"]) == 2
     assert "needs the training data" in capsys.readouterr().err
+
+
+def test_cli_train_corpus_refuses_a_share_out_of_range(capsys, tmp_path):
+    for option in ("--piper-share", "--natural-share"):
+        assert main(["train", "corpus", str(tmp_path / "out"), "--items", "1", option, "1.5"]) == 2
+        assert "must be 0…1, got 1.5" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

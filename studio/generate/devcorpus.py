@@ -240,12 +240,17 @@ def _make_item(out: Path, plan: dict) -> tuple[dict, bool]:
 
 def synthesize_plan(plan: dict) -> Synthesis:
     """Speaks an item's drawn plan (synthesizer, voice, text, settings); shared with the neural
-    model's training corpus, which draws its items the same way (and also speaks with festival)."""
+    model's training corpus, which draws its items the same way (and also speaks with festival and
+    Piper voices)."""
     settings = plan["settings"]
     if plan["synthesizer"] == "flite":
         return synthesize_flite(plan["text"], plan["voice"], **settings)
     if plan["synthesizer"] == "festival":
         return synthesize_festival(plan["text"], plan["voice"], **settings)
+    if plan["synthesizer"] == "piper":
+        from studio.audio.piper import synthesize_piper
+
+        return synthesize_piper(plan["text"], plan["voice"], **settings)
     return synthesize_espeak(plan["text"], plan["voice"], **settings)
 
 

@@ -10,8 +10,13 @@ validation. Each item is made like this:
    of the English festival voices installed (:data:`~studio.audio.synth.FESTIVAL_VOICES`: the
    diphone voices ``kal_diphone`` and ``ked_diphone`` and the HTS voice
    ``cmu_us_slt_arctic_hts``, all built from recordings of a person) with a random speed and, for
-   the diphone voices, mean pitch; saying one to three sentences of the bundled sentence bank
-   (flite one sentence at a time: :func:`_speak`), with random leading and trailing silence.
+   the diphone voices, mean pitch; or (:data:`PIPER_SHARE` of the other ``train`` items) a Piper
+   voice (:mod:`studio.audio.piper`: a VITS network learned from hours of one real speaker; so far
+   one, ``joe``, hence train-only) with random tempo and noise; saying one to three sentences of
+   the bundled sentence bank, which is a quarter p/b/m on purpose, or of the everyday sentences
+   (:data:`NATURAL_SENTENCES`, ~4 % p/b/m as in ordinary speech): always for Piper, for
+   :data:`NATURAL_SHARE` of the other English ``train`` items (flite one sentence at a time:
+   :func:`_speak`), with random leading and trailing silence.
 2. **Pitch and tempo** (:func:`change_pitch_and_tempo`): resampling by the pitch factor, then
    WSOLA time-scaling to the tempo; the true phone times are divided by the tempo.
 3. **The target** (``motion``): the rig (:func:`studio.generate.pipeline.phones_motion`, the same
@@ -42,18 +47,22 @@ flite voice) and the festival voices. The dev corpus's held-out speakers for the
 (:func:`speaker_splits`) and one festival voice are this corpus's ``heldout`` split, a few other
 speakers (:data:`VAL_SHARE` of the espeak-ng variants, one flite voice and, with three or more
 installed, one festival voice) are ``val`` (checkpoint selection), and no item of ``train``
-speaks with either. A festival voice recorded by the same person as a flite voice
-(:data:`SAME_PERSON`) is held out with it, and the held-out festival voice is preferably one
-whose person is in no training voice. Items ``i % 10 == 2`` are ``val``, ``i % 10 == 5``
-``heldout``, the rest ``train``. With the three festival voices above and seed 0, 2000 items are
-1361 espeak-ng, 336 flite and 303 festival items (244 train ``kal_diphone``, 30 val
-``cmu_us_slt_arctic_hts``, 29 held-out ``ked_diphone``).
+speaks with either; the Piper voices are ``train`` speakers. A festival voice recorded by the
+same person as a flite voice (:data:`SAME_PERSON`) is held out with it, and the held-out
+festival voice is preferably one whose person is in no training voice. Items ``i % 10 == 2``
+are ``val``, ``i % 10 == 5`` ``heldout``, the rest ``train``. With the three festival voices
+above, Piper's ``joe`` and seed 0, 2000 items are 1101 espeak-ng, 275 flite, 303 festival items
+(244 train ``kal_diphone``, 30 val ``cmu_us_slt_arctic_hts``, 29 held-out ``ked_diphone``) and
+321 Piper items; 649 items say everyday sentences. ``val`` and ``heldout`` are the same as
+without Piper and everyday sentences (then: 1361 espeak-ng, 336 flite, 303 festival items).
 
 **Determinism and resuming.** Everything item ``i`` is made of is drawn from
 ``numpy.random.default_rng([seed, i, 7])`` (the 7 keeps the draws apart from the dev corpus's), or
 for the items a festival voice speaks from ``default_rng([seed, i, 7, 1])`` (so every other item is
-the one a build without festival makes). An item depends only on the seed, its index and the
-festival voices installed; a bigger corpus starts with the smaller one, and
+the one a build without festival makes); Piper's items and the everyday-sentence choice have
+their own streams too (:func:`_plan`), so ``--piper-share 0 --natural-share 0`` builds the corpus
+made before they came in, byte for byte. An item depends only on the seed, its index, the two
+shares and the festival and Piper voices installed; a bigger corpus starts with the smaller one, and
 the same seed gives the same files byte for byte (the npz files are written with fixed zip
 timestamps). Beside each npz an ``items/<id>.json`` holds the plan it was built from and the
 npz's SHA-256; written last, it marks the item complete: an item whose plan and file are intact
@@ -103,6 +112,7 @@ from scipy.signal import butter, fftconvolve, istft, resample_poly, sosfiltfilt,
 from studio.audio.decode import Audio
 from studio.audio.features import compute_features
 from studio.audio.phones import PHONES, Phone, merge_silences
+from studio.audio.piper import piper_voices
 from studio.audio.synth import (
     FESTIVAL_PHONE_SETS,
     FESTIVAL_VOICES,
@@ -131,6 +141,7 @@ from studio.generate.devcorpus import (
     ESPEAK_VARIANTS,
     LANGUAGE_WEIGHTS,
     SAMPLE_RATE,
+    SENTENCES,
     heldout_speakers_of,
     load_sentences,
     padded_16k,
@@ -147,8 +158,9 @@ from studio.generate.pipeline import Cancelled, phones_motion
 from studio.generate.rig import RigStyle, num_frames_for
 
 __all__ = [
-    "FPS", "ITEM_KEYS", "CorpusError", "build_train_corpus", "canonical_keypoints", "change_pitch_and_tempo",
-    "degrade", "draw_style", "item_audio", "load_item", "read_manifest", "speaker_splits", "style_conditions",
+    "FPS", "ITEM_KEYS", "NATURAL_SENTENCES", "NATURAL_SHARE", "PIPER_SHARE", "CorpusError", "build_train_corpus",
+    "canonical_keypoints", "change_pitch_and_tempo", "degrade", "draw_style", "item_audio", "load_item",
+    "read_manifest", "speaker_splits", "style_conditions",
 ]
 
 FORMAT = "studio-train-corpus"
@@ -166,6 +178,15 @@ _FLITE_SHARE = 0.2
 #: (stream :data:`_FESTIVAL_STREAM`) so that the other items stay what they were without festival.
 _FESTIVAL_SHARE = 0.15
 _FESTIVAL_STREAM = 1
+#: Default share of the ``train`` items (not spoken by festival) that a Piper voice speaks, drawn
+#: apart (stream :data:`_PIPER_STREAM`) like festival's; 0 builds the corpus without Piper.
+PIPER_SHARE = 0.25
+_PIPER_STREAM = 2
+#: Default share of the other English ``train`` items that say everyday sentences
+#: (:data:`NATURAL_SENTENCES`, about 4 % p/b/m like ordinary speech) instead of the bank's, whose
+#: sentences are a quarter p/b/m; drawn apart (stream :data:`_TEXT_STREAM`). 0: the bank's only.
+NATURAL_SHARE = 0.5
+_TEXT_STREAM = 3
 #: festival voices recorded by the same person as flite voices (flite's kal and kal16 are built from
 #: the kal diphones; its slt and festival's HTS slt from CMU ARCTIC slt): a split keeps them together
 #: where it can (see :func:`_festival_splits`).
@@ -204,7 +225,8 @@ def speaker_splits(seed: int = 0) -> dict[str, list[str]]:
     val = set(espeak[:max(1, round(VAL_SHARE * len(espeak)))]) | set(flite[:1])
     train = [s for s in speakers if s not in heldout and s not in val]
     festival = _festival_splits(seed, heldout, set(train))
-    return {"train": train + festival["train"], "val": sorted(val | set(festival["val"])),
+    piper = [f"piper:{v}" for v in piper_voices()]  # one voice so far: nothing to hold out
+    return {"train": train + festival["train"] + piper, "val": sorted(val | set(festival["val"])),
             "heldout": sorted(heldout | set(festival["heldout"]))}
 
 
@@ -232,6 +254,15 @@ def _festival_splits(seed: int, heldout: set[str], train: set[str]) -> dict[str,
     return {"train": sorted(set(rest) - val), "val": sorted(val), "heldout": sorted(out)}
 
 
+#: Everyday English sentences (the main bank is rich in bilabials on purpose); the Piper voices say these.
+NATURAL_SENTENCES = SENTENCES.with_name("natural_sentences.json")
+
+
+@functools.lru_cache(maxsize=1)
+def _natural_sentences() -> tuple[str, ...]:
+    return tuple(load_sentences(NATURAL_SENTENCES)["en"])
+
+
 def _split_of(index: int) -> str:
     return {2: "val", 5: "heldout"}.get(index % 10, "train")
 
@@ -240,15 +271,23 @@ def _uniform(rng: np.random.Generator, low: float, high: float, digits: int = 3)
     return round(float(rng.uniform(low, high)), digits)
 
 
-def _plan(index: int, seed: int, bank: dict[str, list[str]], splits: dict[str, list[str]]) -> dict:
+def _plan(index: int, seed: int, bank: dict[str, list[str]], splits: dict[str, list[str]],
+          piper_share: float = PIPER_SHARE, natural_share: float = NATURAL_SHARE) -> dict:
     """Everything item ``index`` is made from, drawn from ``default_rng([seed, index, 7])`` — or,
     for the :data:`_FESTIVAL_SHARE` of the items that a festival voice speaks, from
-    ``default_rng([seed, index, 7, 1])``, whose first draw makes that choice. The items spoken by
-    espeak-ng and flite are therefore the ones a corpus without festival has, byte for byte."""
+    ``default_rng([seed, index, 7, 1])``, whose first draw makes that choice, and for the
+    ``piper_share`` of the other items that a Piper voice speaks (where the split has one, and
+    always saying everyday sentences), from ``default_rng([seed, index, 7, 2])`` likewise. Then
+    the ``natural_share`` of the other English ``train`` items say everyday sentences instead of
+    the bank's (``default_rng([seed, index, 7, 3])`` decides and draws them; the rest of the plan
+    stays). With both shares 0 the corpus is the one made before Piper and everyday sentences
+    came in, byte for byte."""
     split = _split_of(index)
     pool = splits[split]
     festival = [s for s in pool if s.startswith("festival:")]
     side = np.random.default_rng([seed, index, _STREAM, _FESTIVAL_STREAM])
+    piper = [s for s in pool if s.startswith("piper:")]
+    other = np.random.default_rng([seed, index, _STREAM, _PIPER_STREAM])
     if festival and "en" in bank and side.random() < _FESTIVAL_SHARE:
         speaker = festival[side.integers(len(festival))]
         voice = speaker.split(":", 1)[1]
@@ -256,28 +295,44 @@ def _plan(index: int, seed: int, bank: dict[str, list[str]], splits: dict[str, l
         default_f0 = festival_voice(voice).f0_mean
         if default_f0 is not None:  # the diphone voices; HTS voices change pitch only by augmentation
             settings["f0_mean"] = round(default_f0 * 2 ** (float(side.uniform(-4, 4)) / 12), 1)
-        return _item_plan(side, index, split, bank, speaker, "festival", voice, "en", "en-us", settings)
-    rng = np.random.default_rng([seed, index, _STREAM])
-    flite = [s for s in pool if s.startswith("flite:")]
-    if flite and "en" in bank and rng.random() < _FLITE_SHARE:
-        speaker = flite[rng.integers(len(flite))]
-        synthesizer, language, voice = "flite", "en", speaker.split(":", 1)[1]
-        espeak_language = "en-us"
-        settings = {"duration_stretch": _uniform(rng, 0.8, 1.25)}
+        plan = _item_plan(side, index, split, bank, speaker, "festival", voice, "en", "en-us", settings)
+        language = "en"
+    elif piper and "en" in bank and other.random() < piper_share:
+        speaker = piper[other.integers(len(piper))]
+        # tempo; variety of delivery (the voice's default 0.667) and of timing (default 0.8)
+        settings = {"length_scale": _uniform(other, 0.8, 1.25), "noise_scale": _uniform(other, 0.4, 0.9),
+                    "noise_w": _uniform(other, 0.4, 1.1), "seed": int(other.integers(2**31))}
+        return _item_plan(other, index, split, {"en": list(_natural_sentences())}, speaker, "piper",
+                          speaker.split(":", 1)[1], "en", "en-us", settings)
     else:
-        espeak = [s for s in pool if s.startswith("espeak-ng+")]
-        speaker = espeak[rng.integers(len(espeak))]
-        languages = [lang for lang in LANGUAGE_WEIGHTS if lang in bank]
-        weights = np.array([LANGUAGE_WEIGHTS[lang] for lang in languages])
-        language = languages[rng.choice(len(languages), p=weights / weights.sum())]
-        espeak_language = ESPEAK_LANGUAGES[language][rng.integers(len(ESPEAK_LANGUAGES[language]))]
-        variant = speaker.split("+", 1)[1]
-        synthesizer = "espeak-ng"
-        voice = espeak_language if variant == "default" else f"{espeak_language}+{variant}"
-        settings = {"rate": int(rng.integers(120, 261)), "pitch": int(rng.integers(20, 81)),
-                    "pitch_range": int(rng.integers(20, 96)),
-                    "word_gap": int(rng.integers(1, 4)) if rng.random() < 0.15 else 0}
-    return _item_plan(rng, index, split, bank, speaker, synthesizer, voice, language, espeak_language, settings)
+        rng = np.random.default_rng([seed, index, _STREAM])
+        flite = [s for s in pool if s.startswith("flite:")]
+        if flite and "en" in bank and rng.random() < _FLITE_SHARE:
+            speaker = flite[rng.integers(len(flite))]
+            synthesizer, language, voice = "flite", "en", speaker.split(":", 1)[1]
+            espeak_language = "en-us"
+            settings = {"duration_stretch": _uniform(rng, 0.8, 1.25)}
+        else:
+            espeak = [s for s in pool if s.startswith("espeak-ng+")]
+            speaker = espeak[rng.integers(len(espeak))]
+            languages = [lang for lang in LANGUAGE_WEIGHTS if lang in bank]
+            weights = np.array([LANGUAGE_WEIGHTS[lang] for lang in languages])
+            language = languages[rng.choice(len(languages), p=weights / weights.sum())]
+            espeak_language = ESPEAK_LANGUAGES[language][rng.integers(len(ESPEAK_LANGUAGES[language]))]
+            variant = speaker.split("+", 1)[1]
+            synthesizer = "espeak-ng"
+            voice = espeak_language if variant == "default" else f"{espeak_language}+{variant}"
+            settings = {"rate": int(rng.integers(120, 261)), "pitch": int(rng.integers(20, 81)),
+                        "pitch_range": int(rng.integers(20, 96)),
+                        "word_gap": int(rng.integers(1, 4)) if rng.random() < 0.15 else 0}
+        plan = _item_plan(rng, index, split, bank, speaker, synthesizer, voice, language, espeak_language, settings)
+    text = np.random.default_rng([seed, index, _STREAM, _TEXT_STREAM])
+    if split == "train" and language == "en" and text.random() < natural_share:
+        natural = _natural_sentences()
+        picked = text.choice(len(natural), size=min(len(plan["sentences"]), len(natural)), replace=False)
+        sentences = [natural[i] for i in picked]
+        plan = {**plan, "sentences": sentences, "text": " ".join(sentences)}
+    return plan
 
 
 def _item_plan(rng: np.random.Generator, index: int, split: str, bank: dict[str, list[str]], speaker: str,
@@ -690,6 +745,8 @@ def build_train_corpus(
     items: int = DEFAULT_ITEMS,
     seed: int = 0,
     workers: int = DEFAULT_WORKERS,
+    piper_share: float = PIPER_SHARE,
+    natural_share: float = NATURAL_SHARE,
     progress: Callable[[int, int], None] | None = None,
     cancel: Callable[[], bool] | None = None,
 ) -> Path:
@@ -705,17 +762,22 @@ def build_train_corpus(
         raise ValueError(f"items must be ≥ 1, got {items}")
     if workers < 1:
         raise ValueError(f"workers must be ≥ 1, got {workers}")
+    if not 0.0 <= piper_share <= 1.0:
+        raise ValueError(f"piper_share must be 0…1, got {piper_share}")
+    if not 0.0 <= natural_share <= 1.0:
+        raise ValueError(f"natural_share must be 0…1, got {natural_share}")
     started = time.perf_counter()
     out = Path(out_dir)
     (out / "items").mkdir(parents=True, exist_ok=True)
     splits = speaker_splits(seed)
     bank = load_sentences()
-    plans = [_plan(index, seed, bank, splits) for index in range(items)]
+    plans = [_plan(index, seed, bank, splits, piper_share, natural_share) for index in range(items)]
     entries, done = _run(out, plans, workers, progress, cancel or (lambda: False))
     size = sum((out / e["file"]).stat().st_size + (out / "items" / f"{e['id']}.json").stat().st_size
                for e in entries)
     manifest = {
-        "format": FORMAT, "version": VERSION, "seed": seed, "fps": FPS,
+        "format": FORMAT, "version": VERSION, "seed": seed, "fps": FPS, "piper_share": piper_share,
+        "natural_share": natural_share,
         "input_names": list(INPUT_NAMES), "inputs_version": INPUTS_VERSION,
         "condition_channels": list(CONDITION_CHANNELS),
         "heldout_speakers": splits["heldout"], "val_speakers": splits["val"], "train_speakers": splits["train"],
