@@ -60,8 +60,8 @@ without Piper and everyday sentences (then: 1361 espeak-ng, 336 flite, 303 festi
 ``numpy.random.default_rng([seed, i, 7])`` (the 7 keeps the draws apart from the dev corpus's), or
 for the items a festival voice speaks from ``default_rng([seed, i, 7, 1])`` (so every other item is
 the one a build without festival makes); Piper's items and the everyday-sentence choice have
-their own streams too (:func:`_plan`), so ``--piper-share 0 --natural-share 0`` builds the corpus
-made before they came in, byte for byte. An item depends only on the seed, its index, the two
+their own streams too (:func:`_plan`), so ``--piper-share 0 --natural-share 0`` builds the items of
+the corpus made before they came in, byte for byte. An item depends only on the seed, its index, the two
 shares and the festival and Piper voices installed; a bigger corpus starts with the smaller one, and
 the same seed gives the same files byte for byte (the npz files are written with fixed zip
 timestamps). Beside each npz an ``items/<id>.json`` holds the plan it was built from and the
@@ -280,8 +280,8 @@ def _plan(index: int, seed: int, bank: dict[str, list[str]], splits: dict[str, l
     always saying everyday sentences), from ``default_rng([seed, index, 7, 2])`` likewise. Then
     the ``natural_share`` of the other English ``train`` items say everyday sentences instead of
     the bank's (``default_rng([seed, index, 7, 3])`` decides and draws them; the rest of the plan
-    stays). With both shares 0 the corpus is the one made before Piper and everyday sentences
-    came in, byte for byte."""
+    stays). With both shares 0 every plan is the one made before Piper and everyday sentences
+    came in."""
     split = _split_of(index)
     pool = splits[split]
     festival = [s for s in pool if s.startswith("festival:")]
