@@ -8,9 +8,10 @@
                    [--steps N] [--guidance G] [--audio-trust A] [--device auto|cpu|cuda] [--model FILE] -o motion.json|npz|csv
     studio eval lipsync (--corpus MANIFEST | AUDIO --reference PHONES) [--mode with|without|both]
     studio eval build-corpus OUT [--items N] [--seed N]
-    studio train corpus OUT [--items N] [--seed N] [--workers W] [--piper-share X] [--natural-share X]   the neural model's training corpus
+    studio train corpus OUT [--items N] [--seed N] [--workers W] [--piper-share X] [--natural-share X]
+                                                                   the neural model's training corpus
     studio train fit DATA [--out DIR] [--init CHECKPOINT] [--hours H] [--steps N] [--batch B] [--seed S]
-                     [--source-shares SRC=X,…] [--model-config FIELD=VALUE,…]
+                     [--source-shares SRC=X,…] [--model-config FIELD=VALUE,…] [--threads N]
     studio bench core [--minutes M] [--repeat N]
     studio bench generate [--seconds S] [--repeat N]
     studio bench gui [--minutes M] [--frames N]           window latency during jobs, 2D view scrub fps
@@ -409,8 +410,11 @@ def cmd_train_fit(args) -> int:
 
     if not args.target:
         raise CommandError("studio train fit needs the training data: a corpus folder or a motion dataset folder")
+    if args.threads is not None and args.threads < 1:
+        raise CommandError(f"--threads must be ≥ 1, got {args.threads}")
     options = FitOptions(hours=args.hours, steps=args.steps, batch=args.batch, seed=args.seed or 0,
-                         source_shares=_source_shares(args.source_shares), config=_model_config(args.model_config))
+                         source_shares=_source_shares(args.source_shares), config=_model_config(args.model_config),
+                         threads=args.threads)
     out = Path(args.out) if args.out else MODELS_DIR
     summary = fit(Path(args.target), out, init=Path(args.init) if args.init else None, options=options,
                   log=lambda line: print(line, file=sys.stderr))
@@ -808,6 +812,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fit: fields of a new model's config (studio/generate/neural/model.py ModelConfig), "
                         "e.g. width=128,mouth_residual=false (default: the defaults); with --init only its training "
                         "fields (e.g. mel_augment=0.5), a resumed model keeps its own")
+    p.add_argument("--threads", type=int, help="fit: torch threads (default: timed at the start, one or every "
+                   "core, whichever steps faster; give it when other work shares the machine then)")
     p.add_argument("--items", type=int, help="corpus: number of items (default 2000)")
     p.add_argument("--seed", type=int, help="corpus: seed of every draw; its held-out voices are the dev "
                    "corpus's for the same seed; fit: seed of the model, windows and noise (default 0)")

@@ -457,6 +457,8 @@ def test_bad_files_are_named(corpus, tmp_path):
 def test_cli_train_fit_names_what_it_needs(capsys):
     assert main(["train", "fit"]) == 2
     assert "needs the training data" in capsys.readouterr().err
+    assert main(["train", "fit", "corpus", "--threads", "0"]) == 2
+    assert "--threads must be ≥ 1, got 0" in capsys.readouterr().err
 
 
 def test_cli_train_corpus_refuses_a_share_out_of_range(capsys, tmp_path):
