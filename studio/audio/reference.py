@@ -45,6 +45,7 @@ __all__ = [
     "read_reference",
     "read_segments",
     "read_textgrid",
+    "textgrid_tiers",
     "write_phones_json",
 ]
 
@@ -187,6 +188,14 @@ def read_textgrid(path: str | os.PathLike, tier: str | None = None) -> list[Phon
     :data:`PHONE_TIERS`, or the only interval tier. Empty intervals are ``SIL``.
     """
     path = Path(path)
+    return _build(path, _choose_tier(path, textgrid_tiers(path), tier))
+
+
+def textgrid_tiers(path: str | os.PathLike) -> list[tuple[str, list[tuple[float, float, str, int]]]]:
+    """Every interval tier of a Praat TextGrid (long or short format) as ``(name, rows)``, a row
+    being ``(start, end, label, line)`` with the label as written (words, phones, anything);
+    point tiers are skipped. Raises :class:`PhoneFileError` naming the file and line."""
+    path = Path(path)
     text = _read_text(path)
     tokens = _textgrid_tokens(path, text)
     pos = 0
@@ -236,8 +245,7 @@ def read_textgrid(path: str | os.PathLike, tier: str | None = None) -> list[Phon
                 take("string")
         else:
             raise PhoneFileError(f"{path}:{line}: unknown tier class {kind!r}")
-    chosen = _choose_tier(path, tiers, tier)
-    return _build(path, chosen)
+    return tiers
 
 
 def _textgrid_tokens(path: Path, text: str) -> list[tuple[object, int]]:
