@@ -823,7 +823,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default 0.25; with --natural-share 0: the corpus the first shipped model was trained on)")
     p.add_argument("--natural-share", type=float, metavar="X",
                    help="corpus: share of the other English training items that say everyday sentences instead "
-                        "of the bilabial-rich bank's (default 0.5; 0: the bank's only)"),
+                        "of the bilabial-rich bank's (default 0.5; 0: the bank's only)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("bench", help="benchmarks (medians of repeated runs)")
