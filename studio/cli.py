@@ -9,7 +9,7 @@
     studio eval lipsync (--corpus MANIFEST | AUDIO --reference PHONES) [--mode with|without|both]
     studio eval build-corpus OUT [--items N] [--seed N]
     studio train corpus OUT [--items N] [--seed N] [--workers W] [--piper-share X] [--natural-share X]
-                                                                   the neural model's training corpus
+                        [--piper-sentences natural|bank]           the neural model's training corpus
     studio train fit DATA [--out DIR] [--init CHECKPOINT] [--hours H] [--steps N] [--batch B] [--seed S]
                      [--source-shares SRC=X,…] [--model-config FIELD=VALUE,…] [--threads N]
     studio bench core [--minutes M] [--repeat N]
@@ -383,7 +383,8 @@ def cmd_train_corpus(args) -> int:
 
     if not args.target:
         raise CommandError("studio train corpus needs the output folder")
-    options = {key: getattr(args, key) for key in ("items", "seed", "workers", "piper_share", "natural_share")
+    options = {key: getattr(args, key) for key in ("items", "seed", "workers", "piper_share", "natural_share",
+                                                     "piper_sentences")
                if getattr(args, key) is not None}
     bar = _ProgressLine("building")
     try:
@@ -824,6 +825,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--natural-share", type=float, metavar="X",
                    help="corpus: share of the other English training items that say everyday sentences instead "
                         "of the bilabial-rich bank's (default 0.5; 0: the bank's only)")
+    p.add_argument("--piper-sentences", choices=["natural", "bank"],
+                   help="corpus: what the Piper voices say: everyday sentences (default) or the bank's")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("bench", help="benchmarks (medians of repeated runs)")

@@ -342,6 +342,26 @@ def test_piper_items_and_everyday_sentences():
         build_train_corpus("unused", items=1, piper_share=1.5)
 
 
+def test_piper_can_say_the_bank_sentences():
+    """``piper_sentences="bank"``: the same Piper items with the same voice settings, saying the
+    bank's English sentences; every other item is the plan it would be without it."""
+    bank = load_sentences()
+    splits = speaker_splits(0)
+    piper_items = 0
+    for index in range(120):
+        natural, said = _plan(index, 0, bank, splits, 0.25, 0.0), _plan(index, 0, bank, splits, 0.25, 0.0, "bank")
+        if natural["synthesizer"] != "piper":
+            assert said == natural
+            continue
+        piper_items += 1
+        assert said["synthesizer"] == "piper" and said["settings"] == natural["settings"]
+        assert said["speaker"] == natural["speaker"] and said["split"] == "train"
+        assert set(said["sentences"]) <= set(bank["en"]) and said["text"] == " ".join(said["sentences"])
+    assert piper_items >= 10
+    with pytest.raises(ValueError, match="piper_sentences"):
+        build_train_corpus("unused", items=1, piper_sentences="poems")
+
+
 def test_items_have_the_contracted_arrays(corpus):
     out, _, _ = corpus
     for entry in read_manifest(out)["items"]:

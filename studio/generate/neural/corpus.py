@@ -158,9 +158,9 @@ from studio.generate.pipeline import Cancelled, phones_motion
 from studio.generate.rig import RigStyle, num_frames_for
 
 __all__ = [
-    "FPS", "ITEM_KEYS", "NATURAL_SENTENCES", "NATURAL_SHARE", "PIPER_SHARE", "CorpusError", "build_train_corpus",
-    "canonical_keypoints", "change_pitch_and_tempo", "degrade", "draw_style", "item_audio", "load_item",
-    "read_manifest", "speaker_splits", "style_conditions",
+    "FPS", "ITEM_KEYS", "NATURAL_SENTENCES", "NATURAL_SHARE", "PIPER_SENTENCES", "PIPER_SHARE", "CorpusError",
+    "build_train_corpus", "canonical_keypoints", "change_pitch_and_tempo", "degrade", "draw_style", "item_audio",
+    "load_item", "read_manifest", "speaker_splits", "style_conditions",
 ]
 
 FORMAT = "studio-train-corpus"
@@ -187,6 +187,10 @@ _PIPER_STREAM = 2
 #: sentences are a quarter p/b/m; drawn apart (stream :data:`_TEXT_STREAM`). 0: the bank's only.
 NATURAL_SHARE = 0.5
 _TEXT_STREAM = 3
+#: What the Piper voices say: ``"natural"`` (default) everyday sentences only, ``"bank"`` the main
+#: bank's, as often bilabial as the other voices' (the voice's real-speaker acoustics without
+#: fewer p/b/m in the training text).
+PIPER_SENTENCES = ("natural", "bank")
 #: festival voices recorded by the same person as flite voices (flite's kal and kal16 are built from
 #: the kal diphones; its slt and festival's HTS slt from CMU ARCTIC slt): a split keeps them together
 #: where it can (see :func:`_festival_splits`).
@@ -272,12 +276,14 @@ def _uniform(rng: np.random.Generator, low: float, high: float, digits: int = 3)
 
 
 def _plan(index: int, seed: int, bank: dict[str, list[str]], splits: dict[str, list[str]],
-          piper_share: float = PIPER_SHARE, natural_share: float = NATURAL_SHARE) -> dict:
+          piper_share: float = PIPER_SHARE, natural_share: float = NATURAL_SHARE,
+          piper_sentences: str = "natural") -> dict:
     """Everything item ``index`` is made from, drawn from ``default_rng([seed, index, 7])`` — or,
     for the :data:`_FESTIVAL_SHARE` of the items that a festival voice speaks, from
     ``default_rng([seed, index, 7, 1])``, whose first draw makes that choice, and for the
-    ``piper_share`` of the other items that a Piper voice speaks (where the split has one, and
-    always saying everyday sentences), from ``default_rng([seed, index, 7, 2])`` likewise. Then
+    ``piper_share`` of the other items that a Piper voice speaks (where the split has one; saying
+    everyday sentences, or with ``piper_sentences="bank"`` the bank's), from
+    ``default_rng([seed, index, 7, 2])`` likewise. Then
     the ``natural_share`` of the other English ``train`` items say everyday sentences instead of
     the bank's (``default_rng([seed, index, 7, 3])`` decides and draws them; the rest of the plan
     stays). With both shares 0 every plan is the one made before Piper and everyday sentences
@@ -302,8 +308,9 @@ def _plan(index: int, seed: int, bank: dict[str, list[str]], splits: dict[str, l
         # tempo; variety of delivery (the voice's default 0.667) and of timing (default 0.8)
         settings = {"length_scale": _uniform(other, 0.8, 1.25), "noise_scale": _uniform(other, 0.4, 0.9),
                     "noise_w": _uniform(other, 0.4, 1.1), "seed": int(other.integers(2**31))}
-        return _item_plan(other, index, split, {"en": list(_natural_sentences())}, speaker, "piper",
-                          speaker.split(":", 1)[1], "en", "en-us", settings)
+        said = {"en": list(_natural_sentences())} if piper_sentences == "natural" else bank
+        return _item_plan(other, index, split, said, speaker, "piper", speaker.split(":", 1)[1], "en", "en-us",
+                          settings)
     else:
         rng = np.random.default_rng([seed, index, _STREAM])
         flite = [s for s in pool if s.startswith("flite:")]
@@ -747,6 +754,7 @@ def build_train_corpus(
     workers: int = DEFAULT_WORKERS,
     piper_share: float = PIPER_SHARE,
     natural_share: float = NATURAL_SHARE,
+    piper_sentences: str = "natural",
     progress: Callable[[int, int], None] | None = None,
     cancel: Callable[[], bool] | None = None,
 ) -> Path:
@@ -766,18 +774,20 @@ def build_train_corpus(
         raise ValueError(f"piper_share must be 0…1, got {piper_share}")
     if not 0.0 <= natural_share <= 1.0:
         raise ValueError(f"natural_share must be 0…1, got {natural_share}")
+    if piper_sentences not in PIPER_SENTENCES:
+        raise ValueError(f"piper_sentences must be one of {', '.join(PIPER_SENTENCES)}, got {piper_sentences!r}")
     started = time.perf_counter()
     out = Path(out_dir)
     (out / "items").mkdir(parents=True, exist_ok=True)
     splits = speaker_splits(seed)
     bank = load_sentences()
-    plans = [_plan(index, seed, bank, splits, piper_share, natural_share) for index in range(items)]
+    plans = [_plan(index, seed, bank, splits, piper_share, natural_share, piper_sentences) for index in range(items)]
     entries, done = _run(out, plans, workers, progress, cancel or (lambda: False))
     size = sum((out / e["file"]).stat().st_size + (out / "items" / f"{e['id']}.json").stat().st_size
                for e in entries)
     manifest = {
         "format": FORMAT, "version": VERSION, "seed": seed, "fps": FPS, "piper_share": piper_share,
-        "natural_share": natural_share,
+        "natural_share": natural_share, "piper_sentences": piper_sentences,
         "input_names": list(INPUT_NAMES), "inputs_version": INPUTS_VERSION,
         "condition_channels": list(CONDITION_CHANNELS),
         "heldout_speakers": splits["heldout"], "val_speakers": splits["val"], "train_speakers": splits["train"],
