@@ -9,12 +9,14 @@ favours, and by how much, with everything else equal::
 
     python tools/aligned_reference_corpus.py /tmp/devcorpus/manifest.json /tmp/devcorpus-aligned
     studio eval lipsync --corpus /tmp/devcorpus-aligned/manifest.json --mode without --generator rig
-    studio eval lipsync --corpus /tmp/devcorpus/manifest.json --items ITEMS --mode without --generator rig
+    studio eval lipsync --corpus /tmp/devcorpus-aligned/source_manifest.json --mode without --generator rig
 
 Only items in a language the aligner's dictionary covers (``en-*``) are kept, since an English
 acoustic model aligns other languages poorly; items whose alignment fails are left out and
 listed. The audio and transcripts are copied, the split and voice are kept, and the written
-manifest's ``source_items`` lists the ids kept (for ``--items`` on the original corpus).
+manifest's ``source_items`` lists the ids kept. Beside it ``source_manifest.json`` holds the same
+items with their original reference (copied as ``source-<phones file>``), so that both references
+score exactly the same recordings.
 """
 
 from __future__ import annotations
@@ -56,11 +58,15 @@ def main(argv: list[str] | None = None) -> int:
         for key in ("audio", "transcript"):
             shutil.copyfile(root / item[key], args.out / item[key])
         write_phones_json(phones, args.out / item["phones"])
+        shutil.copyfile(root / item["phones"], args.out / f"source-{item['phones']}")
         kept.append(item)
     manifest = {**source, "corpus": f"{source.get('corpus', 'corpus')} (aligned reference)",
                 "items": kept, "source_items": [i["id"] for i in kept],
                 "audio_seconds": round(sum(float(i.get("duration", 0.0)) for i in kept), 3)}
     (args.out / "manifest.json").write_text(json.dumps(manifest, indent=1), encoding="utf-8")
+    original = {**manifest, "corpus": source.get("corpus", "corpus"),
+                "items": [{**i, "phones": f"source-{i['phones']}"} for i in kept]}
+    (args.out / "source_manifest.json").write_text(json.dumps(original, indent=1), encoding="utf-8")
     print(f"wrote {args.out / 'manifest.json'}: {len(kept)} items, {manifest['audio_seconds']:.1f} s")
     for ident, why in failed:
         print(f"  left out {ident}: {why}", file=sys.stderr)
