@@ -250,6 +250,32 @@ def test_training_blanks_the_acoustic_inputs_of_a_share_of_windows():
     assert torch.equal(seen[0][..., energy], batch["audio"][..., energy])  # level and voice activity stay
 
 
+def test_closure_weight_weighs_the_mouth_loss_of_closed_target_lips():
+    """closure_weight 3: the mouth group's loss grows by the flow error of the frames whose target
+    lips are closed (counted twice more), nothing else changes; without closed frames, or with
+    weight 1, the loss is the plain one."""
+    from studio.core.motion import CHANNEL_INDEX
+
+    up, lo = CHANNEL_INDEX["exp.lip_upper_center.y"], CHANNEL_INDEX["exp.lip_lower_center.y"]
+    plain = MotionFlowModel(ModelConfig(num_inputs=NUM_INPUTS, **TINY, acoustic_dropout=0.0, emotion_dropout=0.0)).train()
+    weighted = MotionFlowModel(ModelConfig(num_inputs=NUM_INPUTS, **TINY, acoustic_dropout=0.0, emotion_dropout=0.0,
+                                           closure_weight=3.0)).train()
+    weighted.load_state_dict(plain.state_dict())
+    batch = window_batch(plain.config, batch=4)
+    open_lips = torch.cat([batch["reference"], batch["x"]], 1).clone()
+    open_lips[..., up], open_lips[..., lo] = 0.2, -0.2
+    closed = open_lips.clone()
+    closed[:, -8:, up] = closed[:, -8:, lo] = 0.0   # the last 8 chunk frames closed
+
+    def parts(model, motion):
+        return model.loss({**batch, "motion": motion}, torch.Generator().manual_seed(3))[1]
+
+    assert parts(weighted, open_lips) == parts(plain, open_lips)
+    p, w = parts(plain, closed), parts(weighted, closed)
+    assert w["group.mouth"] > p["group.mouth"]
+    assert {k: v for k, v in w.items() if k != "group.mouth"} == {k: v for k, v in p.items() if k != "group.mouth"}
+
+
 def test_mel_augmentation_warps_and_masks_the_mel_of_a_share_of_windows_and_nothing_else():
     rng = np.random.default_rng(0)
     # a smooth spectrum moving over time, like speech's: warping keeps its shape, masking dents it

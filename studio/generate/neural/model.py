@@ -53,7 +53,9 @@ animates from phones and the rig's prior alone and the runner can weigh how far 
 sound of a recording unlike its training voices; and for a share ``mel_augment`` the mel is
 warped along its bands, masked in a run of bands and two runs of frames and offset
 (:func:`augment_mel`), so no single band or formant position of the synthesizers decides a lip
-shape.
+shape. With ``closure_weight`` above 1 the mouth group's flow loss weighs the frames whose target
+lips are closed (the eval's ``CLOSED_GAP``) that much more, which moves the optimum toward closing
+where the inputs leave a closure uncertain (a cost on missed p/b/m; 1 by default).
 
 **Mouth residual** (``mouth_residual``, off by default): the model generates the motion *less the
 rig's mouth on the phones it is given* (:func:`~studio.generate.neural.inputs.prior_motion`, read
@@ -99,6 +101,7 @@ from studio.core.motion import (
     NUM_CHANNELS,
     POSE_CHANNELS,
 )
+from studio.generate.lipsync import CLOSED_GAP
 from studio.generate.neural.inputs import (
     ACOUSTIC_CHANNELS,
     ACOUSTIC_FLAG,
@@ -132,6 +135,9 @@ def _group_channels() -> dict[str, tuple[int, ...]]:
 LOSS_GROUPS: dict[str, tuple[int, ...]] = _group_channels()
 assert sorted(i for g in LOSS_GROUPS.values() for i in g) == list(range(NUM_CHANNELS))
 _MOUTH = list(LOSS_GROUPS["mouth"])
+#: The lips count as closed where the inner-lip gap (upper minus lower lip-centre offset, as
+#: :func:`studio.generate.rig.mouth_gap`) is at most the eval's :data:`CLOSED_GAP`.
+_LIP_UP, _LIP_LO = CHANNEL_INDEX["exp.lip_upper_center.y"], CHANNEL_INDEX["exp.lip_lower_center.y"]
 
 
 @dataclass(frozen=True)
@@ -162,6 +168,7 @@ class ModelConfig:
     inputs_version: int = INPUTS_VERSION  # what the audio inputs mean (studio.generate.neural.inputs)
     velocity_weight: float = 1.0    # weight of the velocity loss on x̂ (first differences)
     acceleration_weight: float = 1.0  # weight of the acceleration loss on x̂ (second differences)
+    closure_weight: float = 1.0     # weight of the flow loss of the mouth group on frames whose target lips are closed
 
     def __post_init__(self):
         if set(self.blocks) - {"S", "A"} or not self.blocks:
@@ -588,16 +595,25 @@ class MotionFlowModel(nn.Module):
         into_chunk = torch.cat([torch.zeros_like(roles[:, :R, 0]), valid], 1)    # frames of the chunk
         d_mask = present[:, :-1] * present[:, 1:] * into_chunk[:, 1:]
         a_mask = present[:, :-2] * d_mask[:, 1:]
+        flow_error = (v - (x - noise)) ** 2
         per_channel = {
-            "flow": _masked_mean((v - (x - noise)) ** 2, valid),
+            "flow": _masked_mean(flow_error, valid),
             "velocity": _masked_mean((d_hat - d) ** 2, d_mask),
             "acceleration": _masked_mean((d_hat.diff(dim=1) - d.diff(dim=1)) ** 2, a_mask),
         }
+        mouth_flow = per_channel["flow"]
+        if self.training and self.config.closure_weight != 1.0:
+            # closed target lips weigh more: where the sound leaves it unsure, the lips lean to closing
+            target = motion[:, R:]
+            closed = ((target[..., _LIP_UP] - target[..., _LIP_LO]).clamp(min=0.0) <= CLOSED_GAP).float()
+            weight = valid * (1.0 + (self.config.closure_weight - 1.0) * closed)
+            mouth_flow = (flow_error * weight[..., None]).sum((0, 1)) / valid.sum().clamp(min=1.0)
         total = torch.zeros(())
         parts: dict[str, float] = {}
         for g, (name, index) in enumerate(LOSS_GROUPS.items()):
             idx = torch.tensor(index)
-            group = (per_channel["flow"][idx].mean() + self.config.velocity_weight * per_channel["velocity"][idx].mean()
+            flow = (mouth_flow if name == "mouth" else per_channel["flow"])[idx].mean()
+            group = (flow + self.config.velocity_weight * per_channel["velocity"][idx].mean()
                      + self.config.acceleration_weight * per_channel["acceleration"][idx].mean())
             total = total + torch.exp(-self.loss_log_vars[g]) * group + self.loss_log_vars[g]
             parts[f"group.{name}"] = float(group.detach())

@@ -326,7 +326,8 @@ class FitOptions:
 
 #: ModelConfig fields that only shape training (regularization, loss weights): a fine-tuning run
 #: may change them; every other field is the architecture or the meaning of the inputs.
-TRAINING_FIELDS = ("emotion_dropout", "acoustic_dropout", "mel_augment", "velocity_weight", "acceleration_weight")
+TRAINING_FIELDS = ("emotion_dropout", "acoustic_dropout", "mel_augment", "velocity_weight", "acceleration_weight",
+                   "closure_weight")
 
 
 def fine_tuning_config(config: ModelConfig, changes: dict) -> ModelConfig:
