@@ -29,23 +29,11 @@ import json
 import sys
 from pathlib import Path
 
-import soundfile
-
-from studio.audio.decode import load_audio
-from studio.audio.reference import (
-    read_reference,
-    read_textgrid,
-    textgrid_tiers,
-    write_phones_json,
-)
+from studio.audio.reference import read_reference, read_textgrid, textgrid_words
+from studio.generate.evaluate import write_recorded_item
 
 ARCTIC_TEXT = "He turned sharply, and faced Gregson across the table."
 LJ_GRID = Path("outputs") / "LJ001-0002.wav" / "mfa_textgrids" / "LJ001-0002.TextGrid"
-
-
-def _words(grid: Path, tier: str = "words") -> str:
-    return " ".join(label for _, _, label, _ in dict(textgrid_tiers(grid)).get(tier, [])
-                    if label and not label.startswith("<"))
 
 
 def sources(mfa_speech: Path | None, arctic: Path | None, bournemouth: Path | None) -> list[dict]:
@@ -57,16 +45,16 @@ def sources(mfa_speech: Path | None, arctic: Path | None, bournemouth: Path | No
             if entry.get("reference") == "mfa alignment":
                 found.append({"id": entry["id"], "audio": mfa_speech / entry["audio"],
                               "text": (mfa_speech / entry["transcript"]).read_text(encoding="utf-8").strip(),
-                              "phones": lambda p=mfa_speech / entry["phones"]: read_reference(p),
+                              "phones": lambda audio, p=mfa_speech / entry["phones"]: read_reference(p),
                               "reference": "mfa alignment", "speaker": entry.get("speaker", "mfa")})
     if arctic is not None:
         found.append({"id": "arctic_a0009", "audio": arctic / "arctic_a0009.wav", "text": ARCTIC_TEXT,
-                      "phones": lambda: read_reference(arctic / "arctic_a0009_phone.lab"),
+                      "phones": lambda audio: read_reference(arctic / "arctic_a0009_phone.lab"),
                       "reference": "ehmm labels", "speaker": "arctic-slt"})
     if bournemouth is not None:
         grid = bournemouth / LJ_GRID
-        found.append({"id": "LJ001-0002", "audio": bournemouth / "LJSpeech" / "LJ001-0002.wav", "text": _words(grid),
-                      "phones": lambda: read_textgrid(grid, tier="phones"), "reference": "mfa alignment",
+        found.append({"id": "LJ001-0002", "audio": bournemouth / "LJSpeech" / "LJ001-0002.wav", "text": textgrid_words(grid),
+                      "phones": lambda audio: read_textgrid(grid, tier="phones"), "reference": "mfa alignment",
                       "speaker": "ljspeech"})
     return found
 
@@ -82,18 +70,9 @@ def main(argv: list[str] | None = None) -> int:
     if not found:
         parser.error("give at least one of --mfa-speech, --arctic, --bournemouth")
     args.out.mkdir(parents=True, exist_ok=True)
-    items = []
-    for source in found:
-        ident = source["id"]
-        audio = load_audio(source["audio"], require_sound=True)
-        soundfile.write(args.out / f"{ident}.wav", audio.samples, audio.sample_rate, subtype="PCM_16")
-        audio = load_audio(args.out / f"{ident}.wav", require_sound=True)
-        write_phones_json(source["phones"](), args.out / f"{ident}.phones.json")
-        (args.out / f"{ident}.txt").write_text(source["text"] + "\n", encoding="utf-8")
-        items.append({"id": ident, "audio": f"{ident}.wav", "phones": f"{ident}.phones.json",
-                      "transcript": f"{ident}.txt", "synthesizer": "recorded", "speaker": source["speaker"],
-                      "voice": source["speaker"], "language": "en-us", "split": "dev", "settings": {},
-                      "padding": [0.0, 0.0], "duration": audio.duration, "reference": source["reference"]})
+    items = [write_recorded_item(args.out, source["id"], source["audio"], source["text"], source["phones"],
+                                 speaker=source["speaker"], voice=source["speaker"], reference=source["reference"])
+             for source in found]
     manifest = {"version": 1, "corpus": "recorded speech with independent phone alignments", "seed": None,
                 "speakers": sorted({i["speaker"] for i in items}), "heldout_speakers": [],
                 "audio_seconds": sum(i["duration"] for i in items), "items": items}

@@ -31,11 +31,9 @@ import re
 import sys
 from pathlib import Path
 
-import soundfile
-
-from studio.audio.decode import load_audio
 from studio.audio.phonemes import AlignmentError, TranscriptError, align_phones
-from studio.audio.reference import read_textgrid, textgrid_tiers, write_phones_json
+from studio.audio.reference import read_textgrid, textgrid_words
+from studio.generate.evaluate import write_recorded_item
 
 ALIGNED = ("acoustic_corpus", "cold_corpus", "cold_corpus3")
 #: Clips in a put-on voice or with cut-off, hesitated or unknown words: not what the eval stands for.
@@ -55,14 +53,7 @@ def reference_transcripts(conftest: Path) -> dict[str, str]:
 
 
 def _item(out: Path, ident: str, source: Path, text: str, phones, reference: str) -> dict:
-    audio = load_audio(source, require_sound=True)
-    soundfile.write(out / f"{ident}.wav", audio.samples, audio.sample_rate, subtype="PCM_16")
-    audio = load_audio(out / f"{ident}.wav", require_sound=True)
-    write_phones_json(phones(audio), out / f"{ident}.phones.json")
-    (out / f"{ident}.txt").write_text(text + "\n", encoding="utf-8")
-    return {"id": ident, "audio": f"{ident}.wav", "phones": f"{ident}.phones.json", "transcript": f"{ident}.txt",
-            "synthesizer": "recorded", "speaker": SPEAKER, "voice": "mfa", "language": "en-us", "split": "dev",
-            "settings": {}, "padding": [0.0, 0.0], "duration": audio.duration, "reference": reference}
+    return write_recorded_item(out, ident, source, text, phones, speaker=SPEAKER, voice="mfa", reference=reference)
 
 
 def main(source: Path, out: Path) -> int:
@@ -75,9 +66,7 @@ def main(source: Path, out: Path) -> int:
     items, skipped = [], []
     for name in ALIGNED:
         grid = data / "textgrid" / f"{name}.TextGrid"
-        words = " ".join(label for _, _, label, _ in dict(textgrid_tiers(grid)).get("words", [])
-                         if label and not label.startswith("<"))
-        items.append(_item(out, name, data / "wav" / f"{name}.wav", words,
+        items.append(_item(out, name, data / "wav" / f"{name}.wav", textgrid_words(grid),
                            lambda audio, grid=grid: read_textgrid(grid, tier="phones"), "mfa alignment"))
     for name, text in sorted(reference_transcripts(source / "tests" / "conftest.py").items()):
         path = data / "wav" / f"{name}.flac"

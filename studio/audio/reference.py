@@ -46,6 +46,7 @@ __all__ = [
     "read_segments",
     "read_textgrid",
     "textgrid_tiers",
+    "textgrid_words",
     "write_phones_json",
 ]
 
@@ -246,6 +247,13 @@ def textgrid_tiers(path: str | os.PathLike) -> list[tuple[str, list[tuple[float,
         else:
             raise PhoneFileError(f"{path}:{line}: unknown tier class {kind!r}")
     return tiers
+
+
+def textgrid_words(path: str | os.PathLike, tier: str = "words") -> str:
+    """The words of a TextGrid's ``tier`` as one line of text: its non-empty labels in order,
+    tags such as ``<sil>`` left out (the transcript of an aligned recording)."""
+    return " ".join(label for _, _, label, _ in dict(textgrid_tiers(path)).get(tier, [])
+                    if label and not label.startswith("<"))
 
 
 def _textgrid_tokens(path: Path, text: str) -> list[tuple[object, int]]:

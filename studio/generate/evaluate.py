@@ -179,6 +179,25 @@ def items_from_manifest(manifest: Path, *, split: str | None = None, limit: int 
     return items
 
 
+def write_recorded_item(out: Path, ident: str, source: Path, text: str, phones: Callable[..., Sequence[Phone]],
+                        *, speaker: str, voice: str, reference: str) -> dict:
+    """Add a recording to an eval corpus in ``out``: its audio as 16-bit WAV (decoded once more
+    from there, so the reference is made on what the eval will read), ``phones(audio)`` as its
+    reference, ``text`` as its transcript; the manifest entry (split ``dev``)."""
+    import soundfile
+
+    from studio.audio.reference import write_phones_json
+
+    audio = load_audio(source, require_sound=True)
+    soundfile.write(out / f"{ident}.wav", audio.samples, audio.sample_rate, subtype="PCM_16")
+    audio = load_audio(out / f"{ident}.wav", require_sound=True)
+    write_phones_json(phones(audio), out / f"{ident}.phones.json")
+    (out / f"{ident}.txt").write_text(text + "\n", encoding="utf-8")
+    return {"id": ident, "audio": f"{ident}.wav", "phones": f"{ident}.phones.json", "transcript": f"{ident}.txt",
+            "synthesizer": "recorded", "speaker": speaker, "voice": voice, "language": "en-us", "split": "dev",
+            "settings": {}, "padding": [0.0, 0.0], "duration": audio.duration, "reference": reference}
+
+
 def single_item(audio: Path, reference: Path, transcript: str | None, language: str) -> list[EvalItem]:
     from studio.audio.reference import read_reference
 

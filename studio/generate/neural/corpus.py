@@ -258,7 +258,8 @@ def _festival_splits(seed: int, heldout: set[str], train: set[str]) -> dict[str,
     return {"train": sorted(set(rest) - val), "val": sorted(val), "heldout": sorted(out)}
 
 
-#: Everyday English sentences (the main bank is rich in bilabials on purpose); the Piper voices say these.
+#: Everyday English sentences (the main bank is rich in bilabials on purpose): what the Piper voices
+#: say by default, and the ``natural_share`` of the other English training items.
 NATURAL_SENTENCES = SENTENCES.with_name("natural_sentences.json")
 
 
