@@ -38,3 +38,15 @@ def test_extra_closures_are_right_where_the_reference_closes_and_skip_the_rigs_o
     # the invented closure and MARGIN frames around it take the rig's mouth; the rest is the model's
     assert np.array_equal(fixed[1:8], rig[1:8])
     assert np.array_equal(fixed[0], neural[0]) and np.array_equal(fixed[8], neural[8])
+
+
+def test_closed_by_class_counts_phones_whose_frames_close():
+    from studio.audio.phones import Phone
+    phones = [Phone("P", 0.00, 0.08), Phone("AA", 0.08, 0.20), Phone("K", 0.20, 0.28), Phone("M", 0.28, 0.36),
+              Phone("T", 0.36, 0.44), Phone("N", 0.44, 0.52)]
+    gap = np.full(14, 0.2)
+    gap[1] = 0.0    # inside the P (frames 0-2 at 25 fps)
+    gap[10] = 0.01  # inside the T (frames 9-11), at the closed threshold's side
+    counts = tool.closed_by_class(gap, phones)
+    assert counts == {"p/b/m": (2, 1), "t/d/k/g": (2, 1), "n/ng": (1, 0)}
+    assert tool.closed_by_class(np.zeros(0), phones) == {"p/b/m": (0, 0), "t/d/k/g": (0, 0), "n/ng": (0, 0)}

@@ -15,6 +15,12 @@ It also reports two mouths built from the pair, to bound what any mix of the two
 the corpus: the neural mouth with every invented closure replaced by the rig's (an oracle: it needs
 the reference), and the mouth blended with the rig's, ``(1 − w)·neural + w·rig``, for a few ``w``.
 Scores as ``studio eval lipsync`` (25 fps; closure recall, false closures, mean mouth-open r).
+
+Last, *where* each mouth closes: the share of the reference's p/b/m, of its other stops (t/d/k/g)
+and of its other nasals (n/ng) during which it is closed (at least one frame, counted over the
+phone's span and half a frame either side, as closure recall counts a p/b/m). A mouth that hears
+the place of articulation closes for the first class and rarely for the other two; one that hears
+only "a closure" closes for all three alike.
 """
 
 from __future__ import annotations
@@ -57,6 +63,30 @@ def extra_closures(neural: np.ndarray, rig: np.ndarray, reference: np.ndarray,
     closed = [mouth_gap(m) <= CLOSED_GAP for m in (neural, rig, reference)]
     return [(a, b, bool(closed[2][a:b].any())) for a, b in runs(closed[0])
             if speech[a:b].any() and not closed[1][a:b].any()]
+
+
+#: The reference phone classes the last table counts closures in.
+PHONE_CLASSES = {"p/b/m": ("P", "B", "M"), "t/d/k/g": ("T", "D", "K", "G"), "n/ng": ("N", "NG")}
+
+
+def closed_by_class(gap: np.ndarray, phones: Sequence, fps: float = FPS) -> dict[str, tuple[int, int]]:
+    """``class → (phones, phones during which gap is closed)`` for :data:`PHONE_CLASSES`; a phone's
+    frames are those within half a frame of its span (the one nearest its middle when none is)."""
+    closed = np.asarray(gap) <= CLOSED_GAP
+    n, half = len(closed), 0.5 / fps
+    out = {}
+    for name, labels in PHONE_CLASSES.items():
+        total = hits = 0
+        for p in phones:
+            if p.label not in labels or n == 0:
+                continue
+            lo = max(0, int(np.ceil((p.start - half) * fps - 1e-9)))
+            hi = min(n - 1, int(np.floor((p.end + half) * fps + 1e-9)))
+            frames = closed[lo:hi + 1] if lo <= hi else closed[[min(n - 1, round((p.start + p.end) / 2 * fps))]]
+            total += 1
+            hits += bool(frames.any())
+        out[name] = (total, hits)
+    return out
 
 
 def score(items: Sequence[dict], mouth: Callable[[dict], np.ndarray]) -> tuple[float, float, float]:
@@ -131,6 +161,14 @@ def main(argv: list[str] | None = None) -> int:
     for name, mouth in rows:
         recall, false_rate, r = score(items, mouth)
         print(f"{name:42s} {recall:7.3f} {false_rate:7.3f} {r:7.3f}")
+    print("closed during the reference's phones: " + ", ".join(PHONE_CLASSES))
+    for name in ("neural", "rig", "reference"):
+        sums = {c: [0, 0] for c in PHONE_CLASSES}
+        for item in items:
+            for c, (total, hits) in closed_by_class(mouth_gap(item[name]), item["phones"]).items():
+                sums[c][0] += total
+                sums[c][1] += hits
+        print(f"{name:10s} " + "  ".join(f"{c} {h}/{t} ({h / t:.2f})" if t else f"{c} 0/0" for c, (t, h) in sums.items()))
     return 0
 
 
