@@ -486,3 +486,49 @@ def test_cli_train_corpus_refuses_a_share_out_of_range(capsys, tmp_path):
         assert main(["train", "corpus", str(tmp_path / "out"), "--items", "1", option, "1.5"]) == 2
         assert "must be 0…1, got 1.5" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_corpus_eval_set_tool_writes_items_the_eval_scores_with_their_true_phones(corpus, tmp_path):
+    """tools/corpus_eval_set.py: each English item's augmented audio, true phones and text, read
+    back by the eval's manifest reader exactly as the corpus holds them."""
+    import importlib.util
+    from pathlib import Path
+
+    from studio.audio.decode import load_audio
+    from studio.generate.evaluate import items_from_manifest
+
+    spec = importlib.util.spec_from_file_location("corpus_eval_set", Path(__file__).parents[1] / "tools" / "corpus_eval_set.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    out_dir, manifest, _ = corpus
+    english = [e for e in json.loads(manifest.read_text())["items"] if e["language"].startswith("en")]
+    assert english, "the fixture corpus has English items"
+    out = tmp_path / "eval"
+    assert tool.main([str(out_dir), str(out), "--items", "3"]) == 0
+    written = json.loads((out / "manifest.json").read_text())["items"]
+    assert [w["source_item"] for w in written] == [e["id"] for e in english[:3]]
+    items = items_from_manifest(out / "manifest.json")
+    for entry, item in zip(english, items):
+        source = load_item(out_dir / entry["file"])
+        assert np.array_equal(load_audio(item.audio).samples, source["audio"] / 32768.0)
+        assert [p.label for p in item.reference] == source["phone_labels"].tolist()
+        assert np.allclose([p.start for p in item.reference], source["phone_starts"], atol=1e-6)
+        assert item.transcript == entry["text"]
+    # a filter no item passes: nothing written, exit 1
+    assert tool.main([str(out_dir), str(tmp_path / "none"), "--synthesizer", "no-such-voice"]) == 1
+    assert not (tmp_path / "none" / "manifest.json").exists()
+
+
+def test_corpus_eval_set_tool_tells_everyday_sentences_from_the_bank():
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("corpus_eval_set", Path(__file__).parents[1] / "tools" / "corpus_eval_set.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    natural = tool.natural_sentences()
+    bank = load_sentences()["en"]
+    assert tool.says(f"{natural[3]} {natural[10]}", natural) == "natural"
+    assert tool.says(natural[0], natural) == "natural"
+    assert tool.says(f"{natural[3]} {bank[0]}", natural) == "bank"
+    assert tool.says(bank[1], natural) == "bank"
