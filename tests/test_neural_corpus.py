@@ -488,18 +488,24 @@ def test_cli_train_corpus_refuses_a_share_out_of_range(capsys, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-def test_corpus_eval_set_tool_writes_items_the_eval_scores_with_their_true_phones(corpus, tmp_path):
-    """tools/corpus_eval_set.py: each English item's augmented audio, true phones and text, read
-    back by the eval's manifest reader exactly as the corpus holds them."""
+def _corpus_eval_set_tool():
+    """tools/corpus_eval_set.py as a module (tools/ is not a package)."""
     import importlib.util
     from pathlib import Path
-
-    from studio.audio.decode import load_audio
-    from studio.generate.evaluate import items_from_manifest
 
     spec = importlib.util.spec_from_file_location("corpus_eval_set", Path(__file__).parents[1] / "tools" / "corpus_eval_set.py")
     tool = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tool)
+    return tool
+
+
+def test_corpus_eval_set_tool_writes_items_the_eval_scores_with_their_true_phones(corpus, tmp_path):
+    """tools/corpus_eval_set.py: each English item's augmented audio, true phones and text, read
+    back by the eval's manifest reader exactly as the corpus holds them."""
+    from studio.audio.decode import load_audio
+    from studio.generate.evaluate import items_from_manifest
+
+    tool = _corpus_eval_set_tool()
     out_dir, manifest, _ = corpus
     english = [e for e in json.loads(manifest.read_text())["items"] if e["language"].startswith("en")]
     assert english, "the fixture corpus has English items"
@@ -520,12 +526,7 @@ def test_corpus_eval_set_tool_writes_items_the_eval_scores_with_their_true_phone
 
 
 def test_corpus_eval_set_tool_tells_everyday_sentences_from_the_bank():
-    import importlib.util
-    from pathlib import Path
-
-    spec = importlib.util.spec_from_file_location("corpus_eval_set", Path(__file__).parents[1] / "tools" / "corpus_eval_set.py")
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = _corpus_eval_set_tool()
     natural = tool.natural_sentences()
     bank = load_sentences()["en"]
     assert tool.says(f"{natural[3]} {natural[10]}", natural) == "natural"

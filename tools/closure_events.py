@@ -40,6 +40,7 @@ from studio.generate.lipsync import (
     ClosureCounts,
     closure_counts,
     mouth_correlation,
+    phone_frames,
 )
 from studio.generate.neural.model import LOSS_GROUPS
 from studio.generate.pipeline import GenerateRequest, generate, phones_motion
@@ -71,21 +72,12 @@ PHONE_CLASSES = {"p/b/m": ("P", "B", "M"), "t/d/k/g": ("T", "D", "K", "G"), "n/n
 
 def closed_by_class(gap: np.ndarray, phones: Sequence, fps: float = FPS) -> dict[str, tuple[int, int]]:
     """``class → (phones, phones during which gap is closed)`` for :data:`PHONE_CLASSES`; a phone's
-    frames are those within half a frame of its span (the one nearest its middle when none is)."""
+    frames are :func:`~studio.generate.lipsync.phone_frames`, those closure recall counts a p/b/m in."""
     closed = np.asarray(gap) <= CLOSED_GAP
-    n, half = len(closed), 0.5 / fps
     out = {}
     for name, labels in PHONE_CLASSES.items():
-        total = hits = 0
-        for p in phones:
-            if p.label not in labels or n == 0:
-                continue
-            lo = max(0, int(np.ceil((p.start - half) * fps - 1e-9)))
-            hi = min(n - 1, int(np.floor((p.end + half) * fps + 1e-9)))
-            frames = closed[lo:hi + 1] if lo <= hi else closed[[min(n - 1, round((p.start + p.end) / 2 * fps))]]
-            total += 1
-            hits += bool(frames.any())
-        out[name] = (total, hits)
+        spans = [p for p in phones if p.label in labels] if len(closed) else []
+        out[name] = (len(spans), sum(bool(closed[list(phone_frames(p, len(closed), fps))].any()) for p in spans))
     return out
 
 

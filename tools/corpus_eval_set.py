@@ -9,7 +9,7 @@ as recorded speech::
     python tools/corpus_eval_set.py build/train_corpus_p /tmp/piper-eval --synthesizer piper --items 40
     studio eval lipsync --corpus /tmp/piper-eval/manifest.json --mode without --generator neural
 
-Items are taken in corpus order, English only (``--language`` prefix ``en``), optionally of one
+Items are taken in corpus order, English only (language ``en…``), optionally of one
 synthesizer, split and sentence source (``--sentences natural``: only items saying the everyday
 sentences, ``bank``: only the main bank's). The corpus's own split is kept in each entry, so
 ``--split`` on the eval side works too. **A model trained on the corpus has heard its ``train``

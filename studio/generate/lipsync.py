@@ -54,20 +54,27 @@ class ClosureCounts:
                              self.open_vowels + other.open_vowels, self.closed_vowels + other.closed_vowels)
 
 
+def phone_frames(phone: Phone, num_frames: int, fps: float) -> range | list[int]:
+    """The frames (of ``num_frames`` at ``fps``) within half a frame of ``phone``'s span — the frames
+    a p/b/m may close in — or, when none is, the one nearest its middle."""
+    half = 0.5 / fps
+    lo = max(0, int(np.ceil((phone.start - half) * fps - 1e-9)))
+    hi = min(num_frames - 1, int(np.floor((phone.end + half) * fps + 1e-9)))
+    if lo <= hi:
+        return range(lo, hi + 1)
+    return [min(num_frames - 1, max(0, int(round(0.5 * (phone.start + phone.end) * fps))))]
+
+
 def closure_counts(gap: np.ndarray, fps: float, reference: Sequence[Phone]) -> ClosureCounts:
     """Count closed bilabials and falsely closed open vowels of ``reference`` in ``gap`` (T,)."""
     gap = np.asarray(gap, dtype=np.float64)
     n = gap.size
     closed = gap <= CLOSED_GAP
-    half = 0.5 / fps
     bil = bil_closed = vow = vow_closed = 0
     for p in reference:
         if p.label in BILABIALS:
-            lo = max(0, int(np.ceil((p.start - half) * fps - 1e-9)))
-            hi = min(n - 1, int(np.floor((p.end + half) * fps + 1e-9)))
-            frames = range(lo, hi + 1) if lo <= hi else [min(n - 1, max(0, int(round(0.5 * (p.start + p.end) * fps))))]
             bil += 1
-            bil_closed += bool(any(closed[f] for f in frames))
+            bil_closed += bool(any(closed[f] for f in phone_frames(p, n, fps)))
         elif p.label in OPEN_VOWELS and p.duration >= MIN_VOWEL:
             q = 0.25 * p.duration
             lo = max(0, int(np.ceil((p.start + q) * fps - 1e-9)))
