@@ -8,7 +8,7 @@
                    [--steps N] [--guidance G] [--audio-trust A] [--device auto|cpu|cuda] [--model FILE] -o motion.json|npz|csv
     studio eval lipsync (--corpus MANIFEST | AUDIO --reference PHONES) [--mode with|without|both]
     studio eval build-corpus OUT [--items N] [--seed N]
-    studio train corpus OUT [--items N] [--seed N] [--workers W] [--piper-share X] [--natural-share X]
+    studio train corpus OUT [--items N] [--seed N] [--workers W] [--piper-share X] [--natural-share X] [--clean-share X]
                         [--piper-sentences natural|bank]           the neural model's training corpus
     studio train fit DATA [--out DIR] [--init CHECKPOINT] [--hours H] [--steps N] [--batch B] [--seed S]
                      [--source-shares SRC=X,…] [--model-config FIELD=VALUE,…] [--threads N]
@@ -384,7 +384,7 @@ def cmd_train_corpus(args) -> int:
     if not args.target:
         raise CommandError("studio train corpus needs the output folder")
     options = {key: getattr(args, key) for key in ("items", "seed", "workers", "piper_share", "natural_share",
-                                                     "piper_sentences")
+                                                     "piper_sentences", "clean_share")
                if getattr(args, key) is not None}
     bar = _ProgressLine("building")
     try:
@@ -827,6 +827,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "of the bilabial-rich bank's (default 0.5; 0: the bank's only)")
     p.add_argument("--piper-sentences", choices=["natural", "bank"],
                    help="corpus: what the Piper voices say: everyday sentences (default) or the bank's")
+    p.add_argument("--clean-share", type=float, metavar="X",
+                   help="corpus: share of the training items recorded without noise, room or codec "
+                        "(default 0: all as drawn)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("bench", help="benchmarks (medians of repeated runs)")

@@ -362,6 +362,32 @@ def test_piper_can_say_the_bank_sentences():
         build_train_corpus("unused", items=1, piper_sentences="poems")
 
 
+def test_clean_share_drops_noise_room_and_codec_of_train_items_only():
+    """``clean_share``: about that share of the ``train`` items (Piper's too) lose their noise, room
+    and codec and keep the rest of their plan (pitch, tempo, level, voice, text); val and held-out
+    items, and every item at share 0, are the plan they would be without it."""
+    bank = load_sentences()
+    splits = speaker_splits(0)
+    cleaned = train = 0
+    for index in range(300):
+        drawn, clean = _plan(index, 0, bank, splits), _plan(index, 0, bank, splits, clean_share=0.5)
+        assert _plan(index, 0, bank, splits, clean_share=0.0) == drawn
+        if clean == drawn:
+            continue
+        assert clean["split"] == "train"
+        cleaned += 1
+        augment = clean["augment"]
+        assert augment["noise"] is None and augment["reverb"] is None and augment["codec"] is None
+        assert {k: v for k, v in augment.items() if k not in ("noise", "reverb", "codec")} == \
+            {k: v for k, v in drawn["augment"].items() if k not in ("noise", "reverb", "codec")}
+        assert {**clean, "augment": None} == {**drawn, "augment": None}
+    train = sum(_plan(index, 0, bank, splits)["split"] == "train" for index in range(300))
+    # items drawn without noise, room and codec stay the same plan: fewer than half change
+    assert 0.25 < cleaned / train < 0.5, (cleaned, train)
+    with pytest.raises(ValueError, match="clean_share"):
+        build_train_corpus("unused", items=1, clean_share=-0.1)
+
+
 def test_items_have_the_contracted_arrays(corpus):
     out, _, _ = corpus
     for entry in read_manifest(out)["items"]:
@@ -482,7 +508,7 @@ def test_cli_train_fit_names_what_it_needs(capsys):
 
 
 def test_cli_train_corpus_refuses_a_share_out_of_range(capsys, tmp_path):
-    for option in ("--piper-share", "--natural-share"):
+    for option in ("--piper-share", "--natural-share", "--clean-share"):
         assert main(["train", "corpus", str(tmp_path / "out"), "--items", "1", option, "1.5"]) == 2
         assert "must be 0…1, got 1.5" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()

@@ -191,6 +191,13 @@ _TEXT_STREAM = 3
 #: bank's, as often bilabial as the other voices' (the voice's real-speaker acoustics without
 #: fewer p/b/m in the training text).
 PIPER_SENTENCES = ("natural", "bank")
+#: Default share of the ``train`` items recorded clean: no noise, room or codec (their pitch,
+#: tempo and level still vary); drawn apart (stream :data:`_CLEAN_STREAM`). 0: every item's
+#: recording conditions as drawn, the corpus of the models shipped so far. With all three drawn,
+#: fewer than a fifth of the items are clean, and on such audio even the recognizer's acoustic
+#: model, trained on recorded speech, no longer hears where a stop closes (model card, session 14).
+CLEAN_SHARE = 0.0
+_CLEAN_STREAM = 4
 #: festival voices recorded by the same person as flite voices (flite's kal and kal16 are built from
 #: the kal diphones; its slt and festival's HTS slt from CMU ARCTIC slt): a split keeps them together
 #: where it can (see :func:`_festival_splits`).
@@ -278,7 +285,7 @@ def _uniform(rng: np.random.Generator, low: float, high: float, digits: int = 3)
 
 def _plan(index: int, seed: int, bank: dict[str, list[str]], splits: dict[str, list[str]],
           piper_share: float = PIPER_SHARE, natural_share: float = NATURAL_SHARE,
-          piper_sentences: str = "natural") -> dict:
+          piper_sentences: str = "natural", clean_share: float = CLEAN_SHARE) -> dict:
     """Everything item ``index`` is made from, drawn from ``default_rng([seed, index, 7])`` — or,
     for the :data:`_FESTIVAL_SHARE` of the items that a festival voice speaks, from
     ``default_rng([seed, index, 7, 1])``, whose first draw makes that choice, and for the
@@ -287,8 +294,9 @@ def _plan(index: int, seed: int, bank: dict[str, list[str]], splits: dict[str, l
     ``default_rng([seed, index, 7, 2])`` likewise. Then
     the ``natural_share`` of the other English ``train`` items say everyday sentences instead of
     the bank's (``default_rng([seed, index, 7, 3])`` decides and draws them; the rest of the plan
-    stays). With both shares 0 every plan is the one made before Piper and everyday sentences
-    came in."""
+    stays), and the ``clean_share`` of the ``train`` items lose their noise, room and codec
+    (``default_rng([seed, index, 7, 4])`` decides). With the three shares 0 every plan is the one
+    made before Piper and everyday sentences came in."""
     split = _split_of(index)
     pool = splits[split]
     festival = [s for s in pool if s.startswith("festival:")]
@@ -310,8 +318,9 @@ def _plan(index: int, seed: int, bank: dict[str, list[str]], splits: dict[str, l
         settings = {"length_scale": _uniform(other, 0.8, 1.25), "noise_scale": _uniform(other, 0.4, 0.9),
                     "noise_w": _uniform(other, 0.4, 1.1), "seed": int(other.integers(2**31))}
         said = {"en": list(_natural_sentences())} if piper_sentences == "natural" else bank
-        return _item_plan(other, index, split, said, speaker, "piper", speaker.split(":", 1)[1], "en", "en-us",
+        plan = _item_plan(other, index, split, said, speaker, "piper", speaker.split(":", 1)[1], "en", "en-us",
                           settings)
+        return _cleaned(plan, np.random.default_rng([seed, index, _STREAM, _CLEAN_STREAM]), clean_share)
     else:
         rng = np.random.default_rng([seed, index, _STREAM])
         flite = [s for s in pool if s.startswith("flite:")]
@@ -340,7 +349,14 @@ def _plan(index: int, seed: int, bank: dict[str, list[str]], splits: dict[str, l
         picked = text.choice(len(natural), size=min(len(plan["sentences"]), len(natural)), replace=False)
         sentences = [natural[i] for i in picked]
         plan = {**plan, "sentences": sentences, "text": " ".join(sentences)}
-    return plan
+    return _cleaned(plan, np.random.default_rng([seed, index, _STREAM, _CLEAN_STREAM]), clean_share)
+
+
+def _cleaned(plan: dict, rng: np.random.Generator, clean_share: float) -> dict:
+    """``plan``, recorded clean (no noise, room or codec) for the ``clean_share`` of the train items."""
+    if plan["split"] != "train" or not rng.random() < clean_share:
+        return plan
+    return {**plan, "augment": {**plan["augment"], "reverb": None, "noise": None, "codec": None}}
 
 
 def _item_plan(rng: np.random.Generator, index: int, split: str, bank: dict[str, list[str]], speaker: str,
@@ -756,6 +772,7 @@ def build_train_corpus(
     piper_share: float = PIPER_SHARE,
     natural_share: float = NATURAL_SHARE,
     piper_sentences: str = "natural",
+    clean_share: float = CLEAN_SHARE,
     progress: Callable[[int, int], None] | None = None,
     cancel: Callable[[], bool] | None = None,
 ) -> Path:
@@ -775,6 +792,8 @@ def build_train_corpus(
         raise ValueError(f"piper_share must be 0…1, got {piper_share}")
     if not 0.0 <= natural_share <= 1.0:
         raise ValueError(f"natural_share must be 0…1, got {natural_share}")
+    if not 0.0 <= clean_share <= 1.0:
+        raise ValueError(f"clean_share must be 0…1, got {clean_share}")
     if piper_sentences not in PIPER_SENTENCES:
         raise ValueError(f"piper_sentences must be one of {', '.join(PIPER_SENTENCES)}, got {piper_sentences!r}")
     started = time.perf_counter()
@@ -782,13 +801,14 @@ def build_train_corpus(
     (out / "items").mkdir(parents=True, exist_ok=True)
     splits = speaker_splits(seed)
     bank = load_sentences()
-    plans = [_plan(index, seed, bank, splits, piper_share, natural_share, piper_sentences) for index in range(items)]
+    plans = [_plan(index, seed, bank, splits, piper_share, natural_share, piper_sentences, clean_share)
+             for index in range(items)]
     entries, done = _run(out, plans, workers, progress, cancel or (lambda: False))
     size = sum((out / e["file"]).stat().st_size + (out / "items" / f"{e['id']}.json").stat().st_size
                for e in entries)
     manifest = {
         "format": FORMAT, "version": VERSION, "seed": seed, "fps": FPS, "piper_share": piper_share,
-        "natural_share": natural_share, "piper_sentences": piper_sentences,
+        "natural_share": natural_share, "piper_sentences": piper_sentences, "clean_share": clean_share,
         "input_names": list(INPUT_NAMES), "inputs_version": INPUTS_VERSION,
         "condition_channels": list(CONDITION_CHANNELS),
         "heldout_speakers": splits["heldout"], "val_speakers": splits["val"], "train_speakers": splits["train"],
