@@ -14,6 +14,8 @@ spans made here. Two ways to get them, both with pocketsphinx and its bundled en
   (the CMU dictionary shipped with pocketsphinx has none).
 * :func:`phones_for` — what the generators call: aligns when a transcript is given, falls back
   to recognition (with a warning) when the alignment fails or the transcript does not match.
+* :func:`bilabial_scores` — for phones found either way, how much more each stop or nasal sounds
+  bilabial than its other-place counterpart to the context-dependent models.
 
 Measured on 318 sentences of espeak-ng (8 voices, 2 rates) and flite (4 voices) speech, where the
 true phone times are known (``python tests/test_phonemes.py`` prints the table):
@@ -126,6 +128,7 @@ __all__ = [
     "PhoneResult",
     "TranscriptError",
     "align_phones",
+    "bilabial_scores",
     "phones_for",
     "read_transcript",
     "recognize_phones",
@@ -159,6 +162,9 @@ RECOGNIZER_CONFIG: dict[str, object] = {"lw": 0.5}
 #: replaced by its bilabial counterpart, which gets this prior weight against the phone heard.
 BILABIAL_ALTERNATIVE = {"T": "P", "K": "P", "TH": "P", "D": "B", "G": "B", "DH": "B", "N": "M", "NG": "M"}
 BILABIAL_PRIOR = 100.0
+#: :func:`bilabial_scores`: the phones whose place of articulation it weighs, each with the phone
+#: of the other place it is compared with (a bilabial with its alveolar counterpart).
+PLACE_COUNTERPART = {**BILABIAL_ALTERNATIVE, "P": "T", "B": "D", "M": "N"}
 #: Worker processes for decoding (one per CPU, at most 4); 1 decodes in the calling process.
 WORKERS = max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)))
 #: Share of a chunk's recognition time spent in the phone loop (the rest is the rescoring pass).
@@ -259,6 +265,91 @@ def phones_for(audio: Audio, transcript: str | None = None, *, language: str = "
     phones = job.recognize_rest()
     job.finish()
     return PhoneResult(phones, "recognized", (message,))
+
+
+def bilabial_scores(audio: Audio, phones: Sequence[Phone], *, cancel: Cancel | None = None) -> np.ndarray:
+    """How much more bilabial than its other-place counterpart each of ``phones`` sounds: a
+    float64 array, one score per phone, in pocketsphinx's log units (base 1.0001) of its scaled
+    acoustic score; a few hundred either way is a clear preference.
+
+    ``phones`` are those of ``audio`` in order (recognized or aligned, as :func:`phones_for` gives
+    them). For each stop or nasal of :data:`PLACE_COUNTERPART`, the chunk's phones are aligned
+    again with the context-dependent models three times — as given, and twice with every other
+    such phone read as its counterpart (alternate ones each time, so no two neighbours change
+    together) — and the score is the acoustic log-likelihood of the phone and its two neighbours
+    read as bilabial minus read as the other place: above 0 where the sound says lips. Other
+    phones, silences, and phones of a chunk whose alignment finds no path, score 0. The models
+    were trained on recorded speech; they hear the place there and in clean synthetic speech,
+    hardly under noise, a room or a codec (model card of the neural model, session 14).
+    Raises :class:`Cancelled` when ``cancel()`` returns True.
+    """
+    validate_phones(phones)
+    job = _Job(audio, None, cancel, steps_per_chunk=1)
+    scores = np.zeros(len(phones), np.float64)
+    if not phones or not job.chunks:
+        return scores
+    middles = np.array([0.5 * (p.start + p.end) * SAMPLE_RATE for p in phones])  # chunks count 16 kHz samples
+    ends = np.array([c.end for c in job.chunks])
+    owner = np.minimum(np.searchsorted(ends, middles, side="right"), len(ends) - 1)  # the chunk of each phone
+    for k, chunk in enumerate(job.chunks):
+        members = [i for i in np.flatnonzero(owner == k) if phones[i].label != SILENCE]
+        if chunk.silent or not any(phones[i].label in PLACE_COUNTERPART for i in members):
+            continue
+        job.check_cancel()
+        found = _place_pcm(job.pcm(chunk), job.frate, [phones[i].label for i in members])
+        if found is not None:
+            scores[members] = found
+    return scores
+
+
+_NO_SCORE = -1e6  # a phone whose acoustic score underflowed (far below any real one)
+
+
+def _place_pcm(pcm: bytes, frame_rate: int, labels: list[str]) -> np.ndarray | None:
+    """:func:`bilabial_scores` for one chunk's phones (no silences): a score per label, or None
+    when an alignment finds no path."""
+    swappable = [k for k, label in enumerate(labels) if label in PLACE_COUNTERPART]
+    heard = _chain_scores(pcm, frame_rate, labels)
+    if heard is None:
+        return None
+    out = np.zeros(len(labels), np.float64)
+    for parity in (0, 1):
+        swapped = swappable[parity::2]
+        if not swapped:
+            continue
+        other = list(labels)
+        for k in swapped:
+            other[k] = PLACE_COUNTERPART[labels[k]]
+        read = _chain_scores(pcm, frame_rate, other)
+        if read is None:
+            return None
+        for k in swapped:
+            window = slice(max(0, k - 1), k + 2)
+            gain = float(heard[window].sum() - read[window].sum())  # as given minus as the other place
+            out[k] = gain if labels[k] in ("P", "B", "M") else -gain
+    return out
+
+
+def _chain_scores(pcm: bytes, frame_rate: int, labels: Sequence[str]) -> np.ndarray | None:
+    """The acoustic log-likelihood of each phone of ``labels`` aligned as a chain (silences may
+    come between them) with the context-dependent models and the aligner's wide beams (the wider
+    set when the first loses the path), in pocketsphinx's log units; None when neither finds one."""
+    transitions = [(k, k + 1, 1.0, _phone_word(label)) for k, label in enumerate(labels)]
+    for config in ALIGNER_CONFIGS:
+        chain = _chain_decoder(frame_rate, **config)
+        chain.add_fsg("place", chain.create_fsg("place", 0, len(labels), transitions))
+        chain.activate_search("place")
+        chain.start_utt()
+        chain.process_raw(pcm, full_utt=True)
+        chain.end_utt()
+        if chain.hyp() is None:
+            continue
+        logmath = chain.logmath
+        found = [logmath.log(seg.ascore) if seg.ascore > 0 else _NO_SCORE
+                 for seg in chain.seg() if seg.word.startswith(_PHONE_WORD)]
+        if len(found) == len(labels):
+            return np.array(found, np.float64)
+    return None
 
 
 def _monotonic(progress: Progress | None) -> Progress | None:
@@ -910,9 +1001,11 @@ def _phone_word(label: str) -> str:
     return _PHONE_WORD + label
 
 
-def _chain_decoder(frame_rate: int = FRAME_RATE):
-    """A decoder for the rescoring pass: a dictionary of one word per phone, FSG search."""
-    decoder = pocketsphinx.Decoder(lm=None, dict=None, loglevel="FATAL", bestpath=False, frate=frame_rate)
+def _chain_decoder(frame_rate: int = FRAME_RATE, **config):
+    """A decoder for the rescoring pass: a dictionary of one word per phone, FSG search
+    (``config``: more decoder settings, e.g. the aligner's wider beams)."""
+    config = {"bestpath": False, **config}
+    decoder = pocketsphinx.Decoder(lm=None, dict=None, loglevel="FATAL", frate=frame_rate, **config)
     labels = [p for p in PHONES if p != SILENCE]
     for k, label in enumerate(labels):
         decoder.add_word(_phone_word(label), label, update=k == len(labels) - 1)
