@@ -412,10 +412,9 @@ def test_a_wrong_transcript_is_an_alignment_error(bob):
 # --- place of articulation --------------------------------------------------------------------
 
 def test_bilabial_scores_rank_the_true_bilabials_above_other_stops(long_speech):
-    """Given the true phones of espeak-ng speech, a p/b/m scores above a t/d/k/g/n/… more often than
-    not (on espeak-ng the models hear the place poorly: its m sounds like n to them; they were
-    trained on recordings, where the score ranks better, model card session 14); every other phone
-    scores 0; the scores do not depend on anything but the audio and the phones."""
+    """Given the true phones of clean espeak-ng speech, a p/b/m scores above a t/d/k/g/n/… far more
+    often than not (0.84 of the pairs here; 0.76 over recognized phones of recordings, model card
+    session 14); every other phone scores 0; the same audio and phones give the same scores."""
     audio, truth, _ = long_speech
     scores = bilabial_scores(audio, truth)
     assert scores.shape == (len(truth),) and scores.dtype == np.float64
@@ -424,7 +423,7 @@ def test_bilabial_scores_rank_the_true_bilabials_above_other_stops(long_speech):
     bilabial = np.array([p.label in BILABIALS for p in truth])
     high, low = scores[weighed & bilabial], scores[weighed & ~bilabial]
     assert len(high) > 100 and len(low) > 100
-    assert (high[:, None] > low[None]).mean() > 0.6
+    assert (high[:, None] > low[None]).mean() > 0.75
     assert np.array_equal(bilabial_scores(audio, truth), scores)
 
 
