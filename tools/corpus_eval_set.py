@@ -19,7 +19,6 @@ items**: score those only with models that were not (and say so).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -27,7 +26,7 @@ import soundfile
 
 from studio.audio.phones import Phone
 from studio.audio.reference import write_phones_json
-from studio.generate.devcorpus import SAMPLE_RATE, load_sentences
+from studio.generate.devcorpus import SAMPLE_RATE, load_sentences, write_json
 from studio.generate.neural.corpus import (
     NATURAL_SENTENCES,
     CorpusError,
@@ -102,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     out = {"version": 1, "corpus": f"training corpus items ({args.corpus.name})",
            "source": {"synthesizer": args.synthesizer, "split": args.split, "sentences": args.sentences},
            "audio_seconds": sum(e["duration"] for e in entries), "items": entries}
-    (args.out / "manifest.json").write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")
+    write_json(args.out / "manifest.json", out)
     print(f"{len(entries)} items, {out['audio_seconds']:.1f} s → {args.out / 'manifest.json'}")
     return 0
 

@@ -337,12 +337,7 @@ def _chain_scores(pcm: bytes, frame_rate: int, labels: Sequence[str]) -> np.ndar
     transitions = [(k, k + 1, 1.0, _phone_word(label)) for k, label in enumerate(labels)]
     for config in ALIGNER_CONFIGS:
         chain = _chain_decoder(frame_rate, **config)
-        chain.add_fsg("place", chain.create_fsg("place", 0, len(labels), transitions))
-        chain.activate_search("place")
-        chain.start_utt()
-        chain.process_raw(pcm, full_utt=True)
-        chain.end_utt()
-        if chain.hyp() is None:
+        if not _decode_fsg(chain, pcm, "place", len(labels), transitions):
             continue
         logmath = chain.logmath
         found = [logmath.log(seg.ascore) if seg.ascore > 0 else _NO_SCORE
@@ -904,15 +899,21 @@ def _decode_chain(chain, pcm: bytes, loop_spans: Sequence[tuple[str, int, int]],
         transitions.append((k, k + 1, heard if alternative else 1.0, _phone_word(label)))
         if alternative:
             transitions.append((k, k + 1, 1.0 - heard, _phone_word(alternative)))
-    chain.add_fsg("chain", chain.create_fsg("chain", 0, len(spans), transitions))
-    chain.activate_search("chain")
-    chain.start_utt()
-    chain.process_raw(pcm, full_utt=True)
-    chain.end_utt()
-    if chain.hyp() is None:  # the beams lost the path: keep the phone loop's phones
+    if not _decode_fsg(chain, pcm, "chain", len(spans), transitions):  # no path: keep the phone loop's phones
         return None
     return [(_label(seg.word[len(_PHONE_WORD):]) if seg.word.startswith(_PHONE_WORD) else SILENCE,
              seg.start_frame, seg.end_frame + 1) for seg in chain.seg()]
+
+
+def _decode_fsg(decoder, pcm: bytes, name: str, final: int, transitions: list) -> bool:
+    """Decode ``pcm`` with ``decoder`` searching the grammar ``transitions`` (states 0 … ``final``);
+    False when the beams lost every path (no hypothesis)."""
+    decoder.add_fsg(name, decoder.create_fsg(name, 0, final, transitions))
+    decoder.activate_search(name)
+    decoder.start_utt()
+    decoder.process_raw(pcm, full_utt=True)
+    decoder.end_utt()
+    return decoder.hyp() is not None
 
 
 def _recognize_pcm(pcm: bytes, frame_rate: int, loop_spans, prior: float) -> tuple[_LoopResult | None, list | None]:

@@ -320,7 +320,7 @@ def _plan(index: int, seed: int, bank: dict[str, list[str]], splits: dict[str, l
         said = {"en": list(_natural_sentences())} if piper_sentences == "natural" else bank
         plan = _item_plan(other, index, split, said, speaker, "piper", speaker.split(":", 1)[1], "en", "en-us",
                           settings)
-        return _cleaned(plan, np.random.default_rng([seed, index, _STREAM, _CLEAN_STREAM]), clean_share)
+        return _cleaned(plan, seed, index, clean_share)
     else:
         rng = np.random.default_rng([seed, index, _STREAM])
         flite = [s for s in pool if s.startswith("flite:")]
@@ -349,11 +349,13 @@ def _plan(index: int, seed: int, bank: dict[str, list[str]], splits: dict[str, l
         picked = text.choice(len(natural), size=min(len(plan["sentences"]), len(natural)), replace=False)
         sentences = [natural[i] for i in picked]
         plan = {**plan, "sentences": sentences, "text": " ".join(sentences)}
-    return _cleaned(plan, np.random.default_rng([seed, index, _STREAM, _CLEAN_STREAM]), clean_share)
+    return _cleaned(plan, seed, index, clean_share)
 
 
-def _cleaned(plan: dict, rng: np.random.Generator, clean_share: float) -> dict:
-    """``plan``, recorded clean (no noise, room or codec) for the ``clean_share`` of the train items."""
+def _cleaned(plan: dict, seed: int, index: int, clean_share: float) -> dict:
+    """``plan``, recorded clean (no noise, room or codec) for the ``clean_share`` of the train items
+    (``default_rng([seed, index, 7, 4])`` decides)."""
+    rng = np.random.default_rng([seed, index, _STREAM, _CLEAN_STREAM])
     if plan["split"] != "train" or not rng.random() < clean_share:
         return plan
     return {**plan, "augment": {**plan["augment"], "reverb": None, "noise": None, "codec": None}}
