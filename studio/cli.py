@@ -436,7 +436,31 @@ def cmd_train_export(args) -> int:
     return 0
 
 
+def cmd_train_average(args) -> int:
+    """Two fine-tunes of one model → the weighted average of their weights (a "model soup")."""
+    from studio.generate.neural.train import average_checkpoints, save_checkpoint
+
+    if not args.target or len(args.more) != 1 or not args.out:
+        raise CommandError("studio train average needs two checkpoints and --out FILE.pt")
+    weight = 0.5 if args.weight is None else args.weight
+    data = average_checkpoints(Path(args.target), Path(args.more[0]), weight,
+                               validate=Path(args.validate) if args.validate else None)
+    save_checkpoint(Path(args.out), data)
+    print(f"wrote {args.out}: {weight:g} × {args.target} + {1 - weight:g} × {args.more[0]} "
+          f"({len(data['model'])} tensors, {data['parameters']:,} parameters)")
+    if data["metrics"]:
+        m = data["metrics"]
+        print(f"  validation ({m['items']} items of {args.validate}): lip score {m['score']:.3f} (closure recall "
+              f"{m['closure_recall']:.3f}, mouth correlation {m['mouth_correlation']:.3f}, false closures "
+              f"{m['false_closure_rate']:.3f})")
+    return 0
+
+
 def cmd_train(args) -> int:
+    if args.what != "average" and args.more:
+        raise CommandError(f"studio train {args.what} takes one folder or file, got {len(args.more) + 1}")
+    if args.what == "average":
+        return cmd_train_average(args)
     if args.what == "corpus":
         return cmd_train_corpus(args)
     if args.what == "export":
@@ -794,11 +818,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", metavar="OUT", help="lipsync: write per-item scores and the summary here")
     p.set_defaults(func=cmd_eval)
 
-    p = sub.add_parser("train", help="the neural model: build its training corpus, fit it, export it to ONNX")
-    p.add_argument("what", choices=["corpus", "fit", "export"])
+    p = sub.add_parser("train", help="the neural model: build its training corpus, fit it, average two fine-tunes, "
+                       "export it to ONNX")
+    p.add_argument("what", choices=["corpus", "fit", "average", "export"])
     p.add_argument("target", nargs="?", help="corpus: the output folder; fit: the corpus folder, or a motion "
-                   "dataset folder (<name>.json|npz|csv motion files beside <name>.wav|flac|… audio)")
-    p.add_argument("--out", help="export: the .onnx file to write; "
+                   "dataset folder (<name>.json|npz|csv motion files beside <name>.wav|flac|… audio); "
+                   "average: the first checkpoint; export: the checkpoint")
+    p.add_argument("more", nargs="*", metavar="SECOND", help="average: the second checkpoint")
+    p.add_argument("--weight", type=float, metavar="W",
+                   help="average: the first checkpoint's share of every weight, 0…1 (default 0.5)")
+    p.add_argument("--validate", metavar="DATA", help="average: score the average's lips on the validation "
+                   "items of this training data (a corpus or motion dataset folder) and keep the scores in it")
+    p.add_argument("--out", help="export: the .onnx file to write; average: the .pt file to write; "
                    "fit: folder of best.pt, last.pt, log.jsonl (default: the models/neural folder "
                    "generate reads; an existing last.pt is resumed)")
     p.add_argument("--init", metavar="CHECKPOINT", help="fit: fine-tune from this checkpoint")

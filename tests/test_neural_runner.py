@@ -286,6 +286,55 @@ def test_fine_tuning_on_a_motion_dataset(speech, corpus, tmp_path):
         (speech / "orphan.json").unlink()
 
 
+def test_two_fine_tunes_of_one_model_average_tensor_by_tensor(corpus, tmp_path, capsys):
+    base = tmp_path / "base"
+    fit(corpus, base, options=FitOptions(steps=2, batch=2, threads=1, config=TINY), log=lambda s: None)
+    for name, seed, changes in (("a", 1, {"closure_weight": 3.0}), ("b", 2, {})):
+        fit(corpus, tmp_path / name, init=base / "best.pt", log=lambda s: None,
+            options=FitOptions(steps=3, batch=2, threads=1, seed=seed, config=changes))
+    first, second = tmp_path / "a" / "last.pt", tmp_path / "b" / "last.pt"
+    out = tmp_path / "soup.pt"
+    assert main(["train", "average", str(first), str(second), "--weight", "0.25", "--out", str(out),
+                 "--validate", str(corpus)]) == 0
+    assert "0.25 × " in capsys.readouterr().out
+    a, b, soup = (load_checkpoint(p) for p in (first, second, out))
+    assert "train" not in soup and soup["config"]["closure_weight"] == 3.0  # training fields: the first's
+    assert soup["metrics"]["items"] == 1 and {"closure_recall", "mouth_correlation", "score"} <= set(soup["metrics"])
+    assert soup["data"]["weight"] == 0.25 and [s["step"] for s in soup["data"]["sources"]] == [3, 3]
+    moved = 0
+    for name, value in soup["model"].items():
+        assert value.dtype == a["model"][name].dtype
+        assert torch.allclose(value, 0.25 * a["model"][name] + 0.75 * b["model"][name], atol=1e-6), name
+        moved += not torch.equal(a["model"][name], b["model"][name])
+    assert moved > 10  # the two fine-tunes really differ, so the average is not one of them
+    assert torch.equal(soup["model"]["motion_std"], a["model"]["motion_std"])
+    assert _stream(TorchRunner(out, device="cpu"), frames=40)[-1].end == 40
+    whole = tmp_path / "whole.pt"
+    assert main(["train", "average", str(first), str(second), "--weight", "1", "--out", str(whole)]) == 0
+    assert all(torch.equal(v, a["model"][k]) for k, v in load_checkpoint(whole)["model"].items())
+    assert load_checkpoint(whole)["metrics"] == {}
+
+    # what cannot be averaged says why, and writes nothing
+    other = tmp_path / "other"
+    fit(corpus, other, options=FitOptions(steps=1, batch=2, threads=1, config={**TINY, "width": 24}),
+        log=lambda s: None)
+    renormalized = tmp_path / "renormalized.pt"
+    changed = load_checkpoint(second)
+    changed["model"]["motion_mean"] = changed["model"]["motion_mean"] + 0.1
+    save_checkpoint(renormalized, changed)
+    bad = tmp_path / "bad.pt"
+    for args, message in (([first, second, "--weight", "1.5"], "within 0…1"),
+                          ([first, other / "last.pt"], "differ in width"),
+                          ([first, renormalized], "differ in motion_mean"),
+                          ([first, tmp_path / "missing.pt"], "no trained neural model"),
+                          ([first], "needs two checkpoints")):
+        assert main(["train", "average", *map(str, args), "--out", str(bad)]) == 2
+        assert message in capsys.readouterr().err
+        assert not bad.exists()
+    assert main(["train", "export", str(first), str(second), "--out", str(bad)]) == 2
+    assert "takes one folder or file" in capsys.readouterr().err
+
+
 def test_bench_neural_reports_the_motion_stage_and_the_first_chunk(checkpoint):
     result = bench_neural(checkpoint, seconds=6, steps=2, repeat=1, device="cpu")
     assert result["frames"] == 150 and result["chunks"] == len(chunk_starts(150, 24, 10))

@@ -36,6 +36,10 @@ weights with the best validation **lip score** — not the lowest loss — for
 ``studio generate --generator neural``), ``log.jsonl`` (one JSON object per line: losses every 50
 steps, validations, checkpoints).
 
+**Weight averages** (``studio train average A.pt B.pt --weight W --out C.pt``,
+:func:`average_checkpoints`): two fine-tunes of one model mixed tensor by tensor, ``W·A +
+(1 − W)·B``; the shipped model is one (its card has the commands).
+
 **Lip score** (validation, every ``validate_minutes`` and at the end): the val items are generated
 with 10 steps, seed 0, and compared with their true phones and their rig target
 (:mod:`studio.generate.lipsync`): ``score = (closure recall + mouth-open correlation) / 2 −
@@ -204,6 +208,14 @@ def load_training_data(data: str | Path, cache_dir: str | Path | None = None) ->
     held = set(range(9, len(clips), 10)) if len(clips) >= 5 else set()
     return ([c for i, c in enumerate(clips) if i not in held], [c for i, c in enumerate(clips) if i in held],
             "motion dataset")
+
+
+def validation_clips(data: str | Path) -> list[Clip]:
+    """The validation clips of a corpus or a motion dataset (those :func:`load_training_data` holds out)."""
+    data = Path(data)
+    if (data / "manifest.json").is_file():
+        return corpus_clips(data, "val")
+    return load_training_data(data)[1]
 
 
 def generated_target(clip: Clip, config: ModelConfig) -> np.ndarray:
@@ -574,3 +586,60 @@ def _first_seconds(clips: Sequence[Clip], seconds: float) -> list[Clip]:
         out.append(clip)
         total += clip.seconds
     return out
+
+
+# --- weight averages -----------------------------------------------------------------------------
+
+#: Tensors a weight average must find equal in both checkpoints: the motion normalization, which
+#: fine-tuning keeps, so two fine-tunes of one model share it.
+SHARED_TENSORS = ("motion_mean", "motion_std")
+
+
+def average_checkpoints(first: str | Path, second: str | Path, weight: float = 0.5, *,
+                        validate: str | Path | None = None) -> dict:
+    """The checkpoint whose weights are ``weight · first + (1 − weight) · second``, tensor by tensor.
+
+    Averaging the weights of two fine-tunes of one model (a "model soup") gives a model between
+    them that often beats both; it only makes sense for models that started from the same weights,
+    so both must have the same architecture and inputs (every config field but the
+    :data:`TRAINING_FIELDS`, whose values are taken from ``first``), the same tensors and the same
+    motion normalization. The result is an inference checkpoint (no training state to resume);
+    its ``data`` names both sources and the weight; with ``validate`` (training data, as for
+    :func:`fit`) its ``metrics`` are the lip scores on that data's validation items, as a run's
+    ``best.pt`` has them.
+    """
+    weight = float(weight)
+    if not 0.0 <= weight <= 1.0:
+        raise TrainError(f"the weight of the first checkpoint must be within 0…1, got {weight:g}")
+    a, b = load_checkpoint(first), load_checkpoint(second)
+    # through ModelConfig, so that a field added since a checkpoint was written reads as its default
+    ca, cb = (ModelConfig.from_dict(c["config"]).to_dict() for c in (a, b))
+    differ = sorted(k for k in ca if k not in TRAINING_FIELDS and ca[k] != cb[k])
+    if differ:
+        raise TrainError(f"{first} and {second} differ in {', '.join(differ)}: only models with the same "
+                         f"architecture and inputs can be averaged")
+    wa, wb = a["model"], b["model"]
+    if set(wa) != set(wb) or any(wa[k].shape != wb[k].shape for k in wa):
+        raise TrainError(f"{first} and {second} do not hold the same tensors")
+    unequal = [k for k in wa if (k in SHARED_TENSORS or not wa[k].is_floating_point()) and not torch.equal(wa[k], wb[k])]
+    if unequal:
+        raise TrainError(f"{first} and {second} differ in {', '.join(unequal)}: they are not fine-tunes of one "
+                         f"model, so their weights cannot be averaged")
+    mixed = {k: (torch.lerp(wb[k].double(), wa[k].double(), weight).to(wa[k].dtype) if wa[k].is_floating_point()
+                 else wa[k].clone())
+             for k in wa}
+    model = model_from_checkpoint({"config": ca, "model": mixed}, first)  # loads, or says why not
+    metrics = {}
+    if validate is not None:
+        clips = _first_seconds(validation_clips(validate), FitOptions.validate_seconds)
+        if not clips:
+            raise TrainError(f"{validate}: no validation items to score the average on")
+        started = time.perf_counter()
+        metrics = {**lip_scores(model, clips), "seconds": round(time.perf_counter() - started, 2),
+                   "data": str(validate)}
+    return {"format": CHECKPOINT_FORMAT, "version": 1, "config": ca, "model": mixed,
+            "step": 0, "metrics": metrics,
+            "data": {"kind": "average", "weight": weight,
+                     "sources": [{"checkpoint": str(path), "step": c.get("step"), "data": c.get("data")}
+                                 for path, c in ((first, a), (second, b))]},
+            "parameters": a.get("parameters")}
