@@ -438,7 +438,11 @@ def cmd_train_export(args) -> int:
 
 def cmd_train_average(args) -> int:
     """Two fine-tunes of one model → the weighted average of their weights (a "model soup")."""
-    from studio.generate.neural.train import average_checkpoints, save_checkpoint
+    from studio.generate.neural.train import (
+        average_checkpoints,
+        format_lip_scores,
+        save_checkpoint,
+    )
 
     if not args.target or len(args.more) != 1 or not args.out:
         raise CommandError("studio train average needs two checkpoints and --out FILE.pt")
@@ -449,10 +453,8 @@ def cmd_train_average(args) -> int:
     print(f"wrote {args.out}: {weight:g} × {args.target} + {1 - weight:g} × {args.more[0]} "
           f"({len(data['model'])} tensors, {data['parameters']:,} parameters)")
     if data["metrics"]:
-        m = data["metrics"]
-        print(f"  validation ({m['items']} items of {args.validate}): lip score {m['score']:.3f} (closure recall "
-              f"{m['closure_recall']:.3f}, mouth correlation {m['mouth_correlation']:.3f}, false closures "
-              f"{m['false_closure_rate']:.3f})")
+        print(f"  validation ({data['metrics']['items']} items of {args.validate}): "
+              f"{format_lip_scores(data['metrics'])}")
     return 0
 
 

@@ -354,7 +354,7 @@ def _plan(index: int, seed: int, bank: dict[str, list[str]], splits: dict[str, l
 
 def _cleaned(plan: dict, seed: int, index: int, clean_share: float) -> dict:
     """``plan``, recorded clean (no noise, room or codec) for the ``clean_share`` of the train items
-    (``default_rng([seed, index, 7, 4])`` decides)."""
+    (a generator of its own, seeded with the item's stream and :data:`_CLEAN_STREAM`, decides)."""
     rng = np.random.default_rng([seed, index, _STREAM, _CLEAN_STREAM])
     if plan["split"] != "train" or not rng.random() < clean_share:
         return plan

@@ -309,6 +309,12 @@ def lip_scores(model: MotionFlowModel, clips: Sequence[Clip], *, steps: int = 10
             "score": 0.5 * (recall + correlation) - false_rate}
 
 
+def format_lip_scores(scores: dict) -> str:
+    """One line of :func:`lip_scores`: the score and its parts."""
+    return (f"lip score {scores['score']:.3f} (closure recall {scores['closure_recall']:.3f}, mouth correlation "
+            f"{scores['mouth_correlation']:.3f}, false closures {scores['false_closure_rate']:.3f})")
+
+
 # --- the loop ------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -487,9 +493,7 @@ class Trainer:
         improved = scores["score"] > self.best_score
         self.write_log({"event": "validate", "step": self.step, "elapsed": round(self.elapsed(), 1), **scores,
                         "best": improved})
-        self.log(f"step {self.step}: lip score {scores['score']:.3f} (closure recall {scores['closure_recall']:.3f}, "
-                 f"mouth correlation {scores['mouth_correlation']:.3f}, false closures "
-                 f"{scores['false_closure_rate']:.3f})" + (" — best so far, saved" if improved else ""))
+        self.log(f"step {self.step}: {format_lip_scores(scores)}" + (" — best so far, saved" if improved else ""))
         if improved:
             self.best_score = scores["score"]
             save_checkpoint(self.best_path, self.checkpoint(scores))
